@@ -1,0 +1,15 @@
+"""slomo: smoother or slower video by synthesizing the frames in between.
+
+The Python API is :func:`slomo.convert`; the ``slomo`` command is a thin layer over it.
+"""
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Imported lazily so that ``import slomo`` (and ``slomo --help``) does not pay for torch.
+    if name in ("convert", "ConvertResult"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(name)

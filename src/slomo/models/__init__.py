@@ -1,0 +1,1 @@
+"""One module per interpolator; each registers itself with :mod:`slomo.interpolator`."""
