@@ -184,13 +184,7 @@ def locate(name: str, override: Path | None = None) -> Path:
         if not override.is_file():
             raise WeightsError(f"weights file not found: {override}")
         return override
-    found = installed(name)
-    if found is not None:
-        return found
-    e = entry(name)
-    if not any("manual" not in s for s in e.sources):
-        raise WeightsError(_missing_message(e, []))
-    return fetch(name)
+    return installed(name) or fetch(name)
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -1,0 +1,262 @@
+"""The Python API: :func:`convert` one video, :func:`convert_many` a batch.
+
+>>> import slomo
+>>> slomo.convert("in.mp4", factor=4, model="flow")          # doctest: +SKIP
+ConvertResult(input='in.mp4', output='in.4x.mp4', ...)
+
+The CLI is a thin layer over these functions; everything a run can do is reachable from here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+from . import interpolator, io, pipeline
+
+
+class UsageError(ValueError):
+    """The request itself is wrong (exit status 2 on the command line)."""
+
+
+@dataclass
+class ConvertResult:
+    """What one conversion did."""
+
+    input: str
+    output: str
+    model: str
+    frames_in: int
+    frames_out: int
+    seconds: float
+    input_fps: float
+    output_fps: float
+    cuts: list[float] = field(default_factory=list)
+
+    @property
+    def speed(self) -> float:
+        """Input frames processed per second of wall time."""
+        return self.frames_in / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "speed": round(self.speed, 3)}
+
+
+def parse_rate(text: str | float | Fraction) -> Fraction:
+    """``60``, ``59.94`` or ``60000/1001`` as an exact frame rate (59.94 means 60000/1001)."""
+    try:
+        rate = Fraction(str(text)) if not isinstance(text, Fraction) else text
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"not a frame rate: {text!r}") from None
+    ntsc = Fraction(round(rate * 1001 / 1000) * 1000, 1001)
+    if rate.denominator != 1 and abs(rate - ntsc) < Fraction(1, 100):
+        rate = ntsc
+    if rate <= 0:
+        raise UsageError(f"frame rate must be positive: {text!r}")
+    return rate
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes the best available torch device; explicit ones are checked."""
+    if device == "cpu":
+        return device
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device {device!r} requested but CUDA is not available")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("device 'mps' requested but MPS is not available")
+    return device
+
+
+def default_output(src: str, factor: int | None, fps: Fraction | None, slowmo: bool,
+                   folder: Path | None = None) -> Path:
+    """``<stem>.<factor>x.<ext>`` beside the input (``<stem>.slowmo<factor>x.<ext>`` for slow motion)."""
+    if io.is_pattern(src):
+        base = Path(src).parent
+        stem, ext, parent = base.name or "frames", ".mp4", base.parent
+    else:
+        path = Path(src)
+        stem, ext, parent = path.stem, path.suffix or ".mp4", path.parent
+    if fps is not None and not factor:
+        tag = f"{float(fps):g}fps"
+    else:
+        tag = f"{factor}x"
+    name = f"{stem}.{'slowmo' if slowmo else ''}{tag}{ext}"
+    return (folder or parent) / name
+
+
+def _check_output(src: str, dst: Path, overwrite: bool) -> None:
+    if not io.is_pattern(str(dst)):
+        if os.path.exists(src) and dst.exists() and dst.resolve() == Path(src).resolve():
+            raise io.MediaError("output would replace the input")
+        if dst.exists() and not overwrite:
+            raise io.MediaError(f"output {dst} exists (use -y to replace it)")
+        if dst.suffix.lower() not in io.VIDEO_EXTENSIONS:
+            raise UsageError(f"output {dst}: unknown video extension {dst.suffix or '(none)'!r}")
+
+
+def _timing(info: io.VideoInfo, factor: int | None, fps: Fraction | None, slowmo: bool):
+    """Timeline, output rate, time base and time stretch of a run."""
+    if fps is not None:
+        timeline = pipeline.RateTimeline(fps)
+        stretch = fps / info.rate if slowmo else Fraction(1)
+        return timeline, fps, 1 / fps, stretch
+    stretch = Fraction(factor) if slowmo else Fraction(1)
+    return pipeline.FactorTimeline(factor), info.rate * factor, info.time_base / factor, stretch
+
+
+def convert(
+    src: str | os.PathLike,
+    dst: str | os.PathLike | None = None,
+    *,
+    factor: int | None = 2,
+    fps: float | str | Fraction | None = None,
+    slowmo: bool = False,
+    model: str = "rife",
+    weights: str | os.PathLike | None = None,
+    scale: float = 1.0,
+    device: str = "auto",
+    precision: str = "fp32",
+    codec: str | None = None,
+    crf: int = 18,
+    preset: str = "medium",
+    pix_fmt: str | None = None,
+    audio: bool = True,
+    scene_detect: bool = True,
+    scene_threshold: float = 0.35,
+    overwrite: bool = False,
+    input_fps: float | str = 30,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ConvertResult:
+    """Convert one video (or image sequence) into one with more frames.
+
+    ``factor`` N gives N times the frames (output frame k*N+j is at t = j/N between input frames k
+    and k+1); ``fps`` targets a frame rate instead; ``slowmo`` keeps the input rate so the result
+    plays N times slower (audio time-stretched, pitch kept).  ``dst`` defaults to
+    ``<stem>.<N>x.<ext>`` beside the input; an existing folder puts that name inside it; a printf
+    pattern (``out/%06d.png``) writes PNG frames.  The output appears only once complete.
+    ``on_progress(done, total)`` is called as input frames are consumed (total 0 if unknown).
+
+    Raises :class:`UsageError` for a wrong request, :class:`io.MediaError` for a bad input or
+    output, :class:`slomo.weights.WeightsError` for missing weights.
+    """
+    src = str(src)
+    rate = parse_rate(fps) if fps is not None else None
+    if rate is None and (factor is None or int(factor) != factor or factor < 2):
+        raise UsageError(f"factor must be an integer >= 2 (got {factor})")
+    spec = _checked_spec(model, factor, rate)
+    if dst is None:
+        dst_path = default_output(src, factor if rate is None else None, rate, slowmo)
+    else:
+        dst_path = Path(dst)
+        if dst_path.is_dir() or str(dst).endswith(os.sep):
+            dst_path = default_output(src, factor if rate is None else None, rate, slowmo, dst_path)
+    _check_output(src, dst_path, overwrite)
+
+    reader = io.open_input(src, parse_rate(input_fps))
+    try:
+        info = reader.info
+        if _fixed_factor_mismatch(spec, rate, info):
+            raise UsageError(f"model {spec.name} only makes {', '.join(map(str, spec.factors))}x; "
+                             "use --model rife for other rates")
+        options = interpolator.ModelOptions(
+            device=resolve_device(device) if spec.weights else "cpu",
+            weights=Path(weights) if weights else None, scale=scale, precision=precision,
+            factor=factor or 2)
+        net = spec.factory(options)
+        return _run(reader, net, dst_path, factor, rate, slowmo, scene_detect, scene_threshold,
+                    io.EncodeOptions(codec, crf, preset, pix_fmt, audio), on_progress)
+    finally:
+        reader.close()
+
+
+def _checked_spec(model: str, factor: int | None, rate: Fraction | None) -> interpolator.ModelSpec:
+    try:
+        spec = interpolator.get_spec(model)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    if spec.timesteps == "fixed" and rate is None and factor not in spec.factors:
+        raise UsageError(f"model {spec.name} only makes {', '.join(map(str, spec.factors))}x; "
+                         f"use --model rife for factor {factor}")
+    return spec
+
+
+def _fixed_factor_mismatch(spec, rate, info) -> bool:
+    """Whether a fixed-factor model is asked for a rate that is not one of its factors."""
+    if spec.timesteps != "fixed" or rate is None:
+        return False
+    ratio = rate / info.rate
+    return ratio.denominator != 1 or ratio not in spec.factors
+
+
+def _run(reader, net, dst: Path, factor, rate, slowmo, scene_detect, scene_threshold,
+         encode: io.EncodeOptions, on_progress) -> ConvertResult:
+    started = time.perf_counter()
+    info = reader.info
+    timeline, out_rate, time_base, stretch = _timing(info, factor, rate, slowmo)
+    first_time: list[Fraction] = []
+    writer = None
+    dst.parent.mkdir(parents=True, exist_ok=True)
+
+    def frames():
+        for item in reader.frames():
+            if not first_time:
+                first_time.append(item[0])
+            yield item
+
+    def sink(t: Fraction, frame) -> None:
+        nonlocal writer
+        if writer is None:  # created on the first frame, once rotation and timing are known
+            if io.is_pattern(str(dst)):
+                writer = io.ImageSequenceWriter(str(dst), reader.info)
+            else:
+                writer = io.VideoWriter(dst, reader.info, out_rate, time_base, encode, stretch)
+        writer.write(t, frame)
+
+    def last_duration(t: Fraction) -> Fraction:
+        """The source's own duration for its last frame where the container says, else 1/rate."""
+        step = 1 / info.rate
+        if info.duration and not info.is_sequence:
+            remaining = first_time[0] + info.duration - t
+            if 0 < remaining <= 2 * step:
+                return remaining
+        return step
+
+    def progress(stats: pipeline.Stats) -> None:
+        if on_progress:
+            on_progress(stats.frames_in, info.frames)
+
+    scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
+    try:
+        stats = pipeline.run(frames(), net, timeline, sink, last_duration, scenes, progress)
+        if stats.frames_in == 0:
+            raise io.MediaError("no video frames could be decoded")
+        if stats.frames_in == 1:
+            raise io.MediaError("only one frame: nothing to interpolate between")
+        output = writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return ConvertResult(
+        input=reader.path, output=str(output), model=net.spec.name, frames_in=stats.frames_in,
+        frames_out=stats.frames_out, seconds=round(time.perf_counter() - started, 3),
+        input_fps=float(info.rate), output_fps=float(out_rate / stretch), cuts=stats.cuts)
+
+
+def find_videos(folder: Path, recursive: bool = False) -> list[Path]:
+    """Video files directly inside ``folder`` (or below it), skipping slomo's own outputs."""
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in folder.glob(pattern)
+                  if p.is_file() and p.suffix.lower() in io.VIDEO_EXTENSIONS and not p.name.startswith("."))

@@ -1,0 +1,281 @@
+"""The ``slomo`` command: parses arguments, calls :mod:`slomo.api`, reports.  Nothing else.
+
+Exit status: 0 all inputs converted; 1 at least one failed; 2 usage error.  Errors are one line on
+stderr, ``slomo: error: <file>: <reason>``, with the traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+COMMANDS = ("models", "weights", "eval", "bench")
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"slomo: error: {message}", err=True)
+    sys.exit(code)
+
+
+class _ConvertByDefault(click.Group):
+    """``slomo INPUT ...`` runs convert; ``slomo models`` etc. run the named command."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["convert", *args]
+        elif not args:
+            args = ["--help"]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_ConvertByDefault, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="slomo")
+def main():
+    """Smoother or slower video by synthesizing the frames in between.
+
+    \b
+    slomo INPUT [INPUT ...] [OPTIONS]   convert videos, folders or image sequences
+    slomo models                        the interpolators and their weights
+    slomo weights list|fetch|import     manage checkpoints
+    slomo eval / slomo bench            quality and speed measurements
+    """
+
+
+def _progress_reporter(quiet: bool, json_out: bool):
+    """A rich progress bar on a terminal; nothing otherwise (a line per file is printed after)."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]:.1f} frames/s"), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=True)
+
+
+def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, str | None]]:
+    """Each input as (path, error): folders become their videos; a missing path stays an error."""
+    from . import api, io
+
+    expanded = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            videos = api.find_videos(path, recursive)
+            if not videos:
+                expanded.append((item, "no video files in this folder"))
+            expanded += [(str(v), None) for v in videos]
+        elif io.is_pattern(item) or path.exists():
+            expanded.append((item, None))
+        else:
+            expanded.append((item, "no such file"))
+    return expanded
+
+
+@main.command("convert", context_settings={"ignore_unknown_options": False})
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output file, folder, or image pattern out/%06d.png.")
+@click.option("-f", "--factor", type=int, default=None, help="N times the frames (default 2).")
+@click.option("--fps", help="Target output frame rate (60, 59.94, 60000/1001).")
+@click.option("--slowmo", is_flag=True, help="Keep the input frame rate: play N times slower.")
+@click.option("-m", "--model", default=None, help="Interpolator (slomo models lists them).")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint file to use.")
+@click.option("--deblur", is_flag=True, help="Joint deblurring and interpolation (BIN).")
+@click.option("--scale", type=click.FloatRange(0.25, 1.0), default=1.0, show_default=True,
+              help="Compute motion at this fraction of the resolution (0.5 suits 4K).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
+              show_default=True, help="Model arithmetic (bf16 on CPU/CUDA, fp16 on CUDA).")
+@click.option("--codec", default=None, help="Video encoder (default libx264; vp9 for .webm).")
+@click.option("--crf", type=int, default=18, show_default=True)
+@click.option("--preset", default="medium", show_default=True)
+@click.option("--pix-fmt", default=None, help="Output pixel format (default: the source's).")
+@click.option("--no-audio", is_flag=True, help="Drop audio.")
+@click.option("--scene-threshold", type=click.FloatRange(0.0, 1.0), default=0.35, show_default=True)
+@click.option("--no-scene-detect", is_flag=True, help="Interpolate across scene cuts too.")
+@click.option("--input-fps", default="30", show_default=True, help="Rate of image-sequence input.")
+@click.option("-r", "--recursive", is_flag=True, help="Recurse into folders.")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output (never the input).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "json_out", is_flag=True, help="A JSON summary on stdout.")
+@click.option("--debug", is_flag=True, help="Tracebacks on errors.")
+def convert_command(inputs, output, factor, fps, slowmo, model, weights, deblur, scale, device,
+                    precision, codec, crf, preset, pix_fmt, no_audio, scene_threshold,
+                    no_scene_detect, input_fps, recursive, overwrite, quiet, json_out, debug):
+    """Convert videos, folders of videos or image sequences."""
+    from . import api, io
+    from .weights import WeightsError
+
+    logging.basicConfig(format="slomo: warning: %(message)s", level=logging.WARNING)
+    if factor is not None and fps is not None:
+        _fail("use either --factor or --fps, not both", 2)
+    if deblur:
+        if model not in (None, "bin"):
+            _fail("--deblur uses the bin model; drop --model", 2)
+        model = "bin"
+    model = model or "rife"
+    factor = factor if factor is not None or fps is not None else 2
+    jobs = _expand_inputs(inputs, recursive)
+    if len(jobs) > 1 and output and not io.is_pattern(output) and Path(output).suffix:
+        _fail(f"{output}: several inputs need an output folder, not a file", 2)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    progress = _progress_reporter(quiet, json_out)
+    results, failures = [], []
+    if progress:
+        progress.start()
+    try:
+        for src, problem in jobs:
+            if problem:
+                failures.append({"input": src, "error": problem})
+                click.echo(f"slomo: error: {src}: {problem}", err=True)
+                continue
+            task = progress.add_task(Path(src).name, total=None, rate=0.0) if progress else None
+
+            def on_progress(done, total, task=task):
+                if progress:
+                    elapsed = progress.tasks[task].elapsed or 0
+                    progress.update(task, completed=done, total=total or None,
+                                    rate=done / elapsed if elapsed else 0.0)
+
+            try:
+                result = api.convert(
+                    src, output, factor=factor, fps=fps, slowmo=slowmo, model=model,
+                    weights=weights, scale=scale, device=device, precision=precision, codec=codec,
+                    crf=crf, preset=preset, pix_fmt=pix_fmt, audio=not no_audio,
+                    scene_detect=not no_scene_detect, scene_threshold=scene_threshold,
+                    overwrite=overwrite, input_fps=input_fps, on_progress=on_progress)
+            except api.UsageError as exc:
+                if debug:
+                    traceback.print_exc()
+                _fail(f"{src}: {exc}", 2)
+            except (io.MediaError, WeightsError, ValueError, OSError, RuntimeError) as exc:
+                if debug:
+                    traceback.print_exc()
+                reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+                failures.append({"input": src, "error": reason})
+                click.echo(f"slomo: error: {src}: {reason}", err=True)
+                continue
+            finally:
+                if progress and task is not None:
+                    progress.remove_task(task)
+            results.append(result)
+            if not quiet and not json_out:
+                click.echo(f"{result.input} -> {result.output}: {result.frames_in} -> "
+                           f"{result.frames_out} frames, {result.output_fps:g} fps, "
+                           f"{result.seconds:.1f} s ({result.speed:.1f} frames/s)", err=True)
+    except KeyboardInterrupt:
+        _fail("interrupted; no partial output was left", 130)
+    finally:
+        if progress:
+            progress.stop()
+
+    if json_out:
+        click.echo(json.dumps({"converted": [r.to_dict() for r in results], "failed": failures},
+                              indent=2))
+    elif len(jobs) > 1 and not quiet:
+        _batch_table(results, failures)
+    sys.exit(1 if failures else 0)
+
+
+def _batch_table(results, failures) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(results)} converted, {len(failures)} failed")
+    for column in ("input", "result", "frames", "seconds"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(r.input, r.output, f"{r.frames_in} -> {r.frames_out}", f"{r.seconds:.1f}")
+    for f in failures:
+        table.add_row(f["input"], f"[red]failed: {f['error']}[/red]", "", "")
+    Console(stderr=True).print(table)
+
+
+@main.command("models")
+def models_command():
+    """The interpolators, what each needs, which weights are installed."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import interpolator, weights
+
+    table = Table()
+    for column in ("model", "window", "timesteps", "weights", "about"):
+        table.add_column(column)
+    for spec in interpolator.available():
+        if spec.weights:
+            status = ", ".join(f"{w} ({'installed' if weights.installed(w) else 'missing'})"
+                               for w in spec.weights)
+        else:
+            status = "none needed"
+        steps = {"any": "any t", "midpoint": "t=0.5 (bisection)",
+                 "fixed": "x" + "/".join(map(str, spec.factors))}[spec.timesteps]
+        table.add_row(spec.name, str(spec.window), steps, status, spec.summary)
+    Console().print(table)
+
+
+@main.group("weights")
+def weights_group():
+    """Known checkpoints: list, fetch, import."""
+
+
+@weights_group.command("list")
+@click.option("--json", "json_out", is_flag=True)
+def weights_list(json_out):
+    """Known checkpoints: name, size, sha256, installed where."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import weights
+
+    rows = []
+    for e in weights.entries().values():
+        where = weights.installed(e.name)
+        rows.append({"name": e.name, "model": e.model, "size": e.size, "sha256": e.sha256,
+                     "license": e.license, "installed": str(where) if where else None})
+    if json_out:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table()
+    for column in ("name", "model", "size", "sha256", "license", "installed"):
+        table.add_column(column)
+    for r in rows:
+        size = f"{r['size'] / 1e6:.1f} MB" if r["size"] else "?"
+        table.add_row(r["name"], r["model"], size, (r["sha256"] or "?")[:16], r["license"],
+                      r["installed"] or "-")
+    Console().print(table)
+
+
+@weights_group.command("fetch")
+@click.argument("name")
+def weights_fetch(name):
+    """Download and verify (sha256) a checkpoint."""
+    from . import weights
+
+    try:
+        click.echo(f"{name}: {weights.fetch(name)}")
+    except weights.WeightsError as exc:
+        _fail(f"{name}: {exc}", 1)
+
+
+@weights_group.command("import")
+@click.argument("name")
+@click.argument("file", type=click.Path())
+def weights_import(name, file):
+    """Register a checkpoint you downloaded yourself, after verifying it loads."""
+    from . import weights
+
+    try:
+        click.echo(f"{name}: {weights.import_file(name, Path(file))}")
+    except weights.WeightsError as exc:
+        _fail(f"{file}: {exc}", 1)

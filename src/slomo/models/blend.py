@@ -1,0 +1,23 @@
+"""``blend``: a linear cross-fade between the two frames, the baseline every model must beat."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec, register
+
+
+class Blend(Interpolator):
+    def __init__(self, options: ModelOptions):
+        pass
+
+    def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
+        a, b = window
+        return [a * (1.0 - t) + b * t for t in times]
+
+
+Blend.spec = register(ModelSpec(
+    name="blend",
+    summary="linear cross-fade (baseline, no weights)",
+    factory=Blend,
+))

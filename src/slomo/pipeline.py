@@ -1,0 +1,289 @@
+"""The streaming pipeline: decode -> sliding window -> interpolator -> encode.
+
+Three threads joined by bounded queues: one decodes, the calling thread runs the model, one
+encodes.  PyAV, OpenCV and torch release the GIL in their heavy parts, so on two cores the model
+rarely waits for I/O.  Memory holds the model's window plus the queues, whatever the video's length.
+
+Which frames to synthesize comes from a :class:`Timeline`, which works from timestamps rather than
+a frame counter so variable-frame-rate input stays in sync.  Scene cuts split the stream into shots:
+no frame is blended across a cut, and windows are clipped to their shot.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from .interpolator import Frame, Interpolator
+
+#: Output slots of one input frame: (t in [0, 1) between this frame and the next, output time).
+Slots = list[tuple[Fraction, Fraction]]
+
+
+class Timeline:
+    """Decides the output frames between consecutive input frames."""
+
+    def slots(self, start: Fraction, end: Fraction) -> Slots:
+        """Slots for the input frame shown from ``start`` until the next one at ``end``."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class FactorTimeline(Timeline):
+    """``factor`` output frames per input frame: frame k*N+j is at t = j/N between k and k+1."""
+
+    factor: int
+
+    def slots(self, start: Fraction, end: Fraction) -> Slots:
+        return [(Fraction(j, self.factor), start + (end - start) * j / self.factor)
+                for j in range(self.factor)]
+
+
+class RateTimeline(Timeline):
+    """A constant output rate: frames at ``origin + i/rate``, each built at its exact time.
+
+    The origin is the first input frame's time unless given.
+    """
+
+    def __init__(self, rate: Fraction, origin: Fraction | None = None):
+        self.rate, self.origin = rate, origin
+
+    def slots(self, start: Fraction, end: Fraction) -> Slots:
+        if self.origin is None:
+            self.origin = start
+        first = -((self.origin - start) * self.rate // 1)  # ceil((start - origin) * rate)
+        out = []
+        i = first
+        while (time := self.origin + i / self.rate) < end:
+            out.append(((time - start) / (end - start), time))
+            i += 1
+        return out
+
+
+class SceneDetector:
+    """Flags a cut between two frames when their colour histograms differ by more than a threshold.
+
+    Histograms of small thumbnails are cheap (well under a millisecond a frame) and insensitive to
+    motion within a shot, which is what separates a cut from fast movement.
+    """
+
+    def __init__(self, threshold: float = 0.35):
+        self.threshold = threshold
+
+    @staticmethod
+    def signature(frame: Frame) -> np.ndarray:
+        thumb = cv2.resize(frame, (64, 36), interpolation=cv2.INTER_AREA)
+        hist = [np.histogram(thumb[..., c], bins=16, range=(0.0, 1.0))[0] for c in range(3)]
+        return np.concatenate(hist).astype(np.float32) / (64 * 36)
+
+    def distance(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Half the L1 distance of the per-channel histograms, averaged: 0 same, 1 disjoint."""
+        return float(np.abs(a - b).sum() / 6.0)
+
+    def is_cut(self, a: np.ndarray, b: np.ndarray) -> bool:
+        return self.distance(a, b) > self.threshold
+
+
+@dataclass
+class _Input:
+    time: Fraction
+    frame: Frame
+    shot: int
+    signature: np.ndarray | None = None
+
+
+@dataclass
+class Stats:
+    """What a run did: counted as it goes, reported at the end."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    cuts: list[float] = field(default_factory=list)  # seconds of the first frame after each cut
+
+
+def schedule(
+    frames: Iterable[tuple[Fraction, Frame]],
+    model: Interpolator,
+    timeline: Timeline,
+    last_duration: Callable[[Fraction], Fraction],
+    scenes: SceneDetector | None = None,
+    stats: Stats | None = None,
+) -> Iterator[tuple[Fraction, Frame]]:
+    """Yield ``(output time, frame)`` in order for a stream of ``(input time, frame)``.
+
+    For input frame k the model sees the window k-(W/2-1) .. k+W/2, indices clamped to the ends
+    of the stream and to k's shot.  Output slots at t = 0 are the input frame itself (or the
+    model's restored frame, for deblurring models).  Slots of the pair across a cut repeat the
+    nearest keyframe; those of the last frame repeat it, so the output lasts as long as the input.
+    ``last_duration(time)`` gives how long the last frame is shown.
+    """
+    stats = stats or Stats()
+    spec = model.spec
+    before, after = spec.window // 2 - 1, spec.window // 2
+    source = iter(frames)
+    buffer: dict[int, _Input] = {}
+    ended = False
+    next_index = 0
+    deferred: list[Fraction] = []  # slots waiting for the next keyframe (the far side of a cut)
+    shot_start = 0
+
+    def pull(upto: int) -> None:
+        nonlocal ended, next_index
+        while not ended and next_index <= upto:
+            item = next(source, None)
+            if item is None:
+                ended = True
+                return
+            time, frame = item
+            entry = _Input(time, frame, 0)
+            if scenes is not None:
+                entry.signature = scenes.signature(frame)
+            previous = buffer.get(next_index - 1)
+            if previous is not None:
+                entry.shot = previous.shot
+                if scenes is not None and scenes.is_cut(previous.signature, entry.signature):
+                    entry.shot += 1
+                    stats.cuts.append(float(time))
+            buffer[next_index] = entry
+            next_index += 1
+            stats.frames_in += 1
+
+    k = 0
+    while True:
+        pull(k + after)
+        if k not in buffer:
+            break
+        current = buffer[k]
+        if k > 0 and buffer[k - 1].shot != current.shot:
+            shot_start = k
+            if spec.stateful:
+                model.reset()
+        last_index = next_index - 1
+        hi = k
+        while hi < min(k + after, last_index) and buffer[hi + 1].shot == current.shot:
+            hi += 1
+        pair_ok = hi > k  # the next frame exists and is in the same shot
+        window = [buffer[min(max(k + o, shot_start), hi)].frame for o in range(-before, after + 1)]
+        end = buffer[k + 1].time if k + 1 in buffer else current.time + last_duration(current.time)
+        slots = timeline.slots(current.time, end)
+
+        wanted = [t for t, _ in slots if t > 0 and pair_ok]
+        ask = ([Fraction(0)] if spec.restores_keyframes else []) + wanted
+        made = dict(zip(ask, model.interpolate(window, [float(t) for t in ask]))) if ask else {}
+        keyframe = made.get(Fraction(0), current.frame) if spec.restores_keyframes else current.frame
+
+        for time in deferred:
+            yield time, keyframe
+            stats.frames_out += 1
+        deferred = []
+        for t, time in slots:
+            if t == 0:
+                frame = keyframe
+            elif pair_ok:
+                frame = made[t]
+            elif t >= Fraction(1, 2) and k < last_index:
+                deferred.append(time)  # across a cut: the next shot's first frame is nearer
+                continue
+            else:
+                frame = keyframe
+            yield time, frame
+            stats.frames_out += 1
+        for stale in [i for i in buffer if i < k - before]:
+            del buffer[stale]
+        k += 1
+
+
+_END = object()
+
+
+class _Channel:
+    """A bounded queue whose ends give up when the run is being stopped."""
+
+    def __init__(self, size: int, stop: threading.Event):
+        self._queue: queue.Queue = queue.Queue(maxsize=size)
+        self._stop = stop
+
+    def put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self):
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            if item is _END:
+                return
+            yield item
+
+
+def run(
+    frames: Iterable[tuple[Fraction, Frame]],
+    model: Interpolator,
+    timeline: Timeline,
+    sink: Callable[[Fraction, Frame], None],
+    last_duration: Callable[[Fraction], Fraction],
+    scenes: SceneDetector | None = None,
+    on_frame: Callable[[Stats], None] | None = None,
+    queue_size: int = 8,
+) -> Stats:
+    """Decode, interpolate and encode concurrently; re-raise the first error of any thread."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    decoded = _Channel(queue_size, stop)
+    produced = _Channel(queue_size, stop)
+    stats = Stats()
+
+    def decode() -> None:
+        try:
+            for item in frames:
+                if stop.is_set():
+                    return
+                decoded.put(item)
+        except BaseException as exc:  # handed to the calling thread
+            errors.append(exc)
+            stop.set()
+        finally:
+            decoded.put(_END)
+
+    def encode() -> None:
+        try:
+            for time, frame in produced:
+                sink(time, frame)
+        except BaseException as exc:  # handed to the calling thread
+            errors.append(exc)
+            stop.set()
+
+    workers = [threading.Thread(target=decode, name="slomo-decode", daemon=True),
+               threading.Thread(target=encode, name="slomo-encode", daemon=True)]
+    for worker in workers:
+        worker.start()
+    try:
+        for item in schedule(decoded, model, timeline, last_duration, scenes, stats):
+            if stop.is_set():
+                break
+            produced.put(item)
+            if on_frame:
+                on_frame(stats)
+        produced.put(_END)
+        workers[1].join()  # let the encoder drain before stopping anything
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    if errors:
+        raise errors[0]
+    return stats
