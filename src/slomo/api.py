@@ -10,6 +10,7 @@ The CLI is a thin layer over these functions; everything a run can do is reachab
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -87,7 +88,8 @@ def default_output(src: str, factor: int | None, fps: Fraction | None, slowmo: b
         stem, ext, parent = base.name or "frames", ".mp4", base.parent
     else:
         path = Path(src)
-        stem, ext, parent = path.stem, path.suffix or ".mp4", path.parent
+        ext = path.suffix if path.suffix.lower() in io.VIDEO_EXTENSIONS else ".mp4"
+        stem, parent = path.stem, path.parent
     if fps is not None and not factor:
         tag = f"{float(fps):g}fps"
     else:
@@ -156,17 +158,17 @@ def convert(
     if rate is None and (factor is None or int(factor) != factor or factor < 2):
         raise UsageError(f"factor must be an integer >= 2 (got {factor})")
     spec = _checked_spec(model, factor, rate)
-    if dst is None:
-        dst_path = default_output(src, factor if rate is None else None, rate, slowmo)
-    else:
-        dst_path = Path(dst)
-        if dst_path.is_dir() or str(dst).endswith(os.sep):
-            dst_path = default_output(src, factor if rate is None else None, rate, slowmo, dst_path)
-    _check_output(src, dst_path, overwrite)
-
     reader = io.open_input(src, parse_rate(input_fps))
     try:
         info = reader.info
+        tag = factor if rate is None else None
+        if dst is None:
+            dst_path = default_output(src, tag, rate, slowmo)
+        else:
+            dst_path = Path(dst)
+            if dst_path.is_dir() or str(dst).endswith(os.sep):
+                dst_path = default_output(src, tag, rate, slowmo, dst_path)
+        _check_output(src, dst_path, overwrite)
         if _fixed_factor_mismatch(spec, rate, info):
             raise UsageError(f"model {spec.name} only makes {', '.join(map(str, spec.factors))}x; "
                              "use --model rife for other rates")
@@ -255,8 +257,20 @@ def _run(reader, net, dst: Path, factor, rate, slowmo, scene_detect, scene_thres
         input_fps=float(info.rate), output_fps=float(out_rate / stretch), cuts=stats.cuts)
 
 
+_OUTPUT_NAME = re.compile(r"^(?P<stem>.+)\.(slowmo)?(\d+x|[\d.]+fps)$")
+
+
 def find_videos(folder: Path, recursive: bool = False) -> list[Path]:
-    """Video files directly inside ``folder`` (or below it), skipping slomo's own outputs."""
+    """Video files in ``folder`` (or below it), skipping slomo's own outputs of those inputs."""
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern)
-                  if p.is_file() and p.suffix.lower() in io.VIDEO_EXTENSIONS and not p.name.startswith("."))
+    videos = sorted(p for p in folder.glob(pattern)
+                    if p.is_file() and p.suffix.lower() in io.VIDEO_EXTENSIONS
+                    and not p.name.startswith("."))
+    names = {p.name for p in videos}
+
+    def is_output(path: Path) -> bool:
+        match = _OUTPUT_NAME.match(path.stem)
+        return bool(match) and any(n.startswith(match["stem"] + ".") and n != path.name
+                                   and not _OUTPUT_NAME.match(Path(n).stem) for n in names)
+
+    return [p for p in videos if not is_output(p)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -125,8 +126,10 @@ def convert_command(inputs, output, factor, fps, slowmo, model, weights, deblur,
     model = model or "rife"
     factor = factor if factor is not None or fps is not None else 2
     jobs = _expand_inputs(inputs, recursive)
-    if len(jobs) > 1 and output and not io.is_pattern(output) and Path(output).suffix:
-        _fail(f"{output}: several inputs need an output folder, not a file", 2)
+    if len(jobs) > 1 and output and not io.is_pattern(output):
+        if Path(output).suffix and not Path(output).is_dir():
+            _fail(f"{output}: several inputs need an output folder, not a file", 2)
+        output = os.path.join(output, "")  # a folder, created when needed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     progress = _progress_reporter(quiet, json_out)
@@ -279,3 +282,7 @@ def weights_import(name, file):
         click.echo(f"{name}: {weights.import_file(name, Path(file))}")
     except weights.WeightsError as exc:
         _fail(f"{file}: {exc}", 1)
+
+
+if __name__ == "__main__":
+    main()

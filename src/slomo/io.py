@@ -96,8 +96,8 @@ class VideoReader:
         except av.FFmpegError as exc:
             raise MediaError(f"not a video PyAV can open ({_ffmpeg_reason(exc)})") from None
         if not self._container.streams.video:
-            self._container.close()
             kinds = sorted({s.type for s in self._container.streams}) or ["no streams"]
+            self._container.close()
             raise MediaError(f"no video stream (has {', '.join(kinds)})")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
@@ -368,6 +368,7 @@ class _AudioCopier:
                 self._routes[stream.index] = ("copy", out.add_stream_from_template(stream), None)
         self._packets = self._src.demux([s for s in self._src.streams if s.index in self._routes])
         self._pending = None
+        self._finished = False
 
     def _audio_route(self, stream, audio_codec: str):
         name = stream.codec_context.name
@@ -380,6 +381,8 @@ class _AudioCopier:
 
     def mux_until(self, time: Fraction | None) -> None:
         """Mux source packets up to ``time`` (output seconds); all that remain when None."""
+        if self._finished:
+            return
         while True:
             packet = self._pending or next(self._packets, None)
             self._pending = None
@@ -397,6 +400,7 @@ class _AudioCopier:
                 for out_packet in stream.encode(None):
                     self._out.mux(out_packet)
         self._src.close()
+        self._finished = True
 
     def _route(self, packet) -> None:
         kind, stream, tempo = self._routes[packet.stream.index]

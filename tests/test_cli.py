@@ -1,0 +1,154 @@
+"""The command line: the contract's exit codes, one-line errors, batches, and nothing left behind."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import moving_frames, read_video, write_clip
+
+
+def slomo(*args):
+    """Run the command in-process: (exit code, stdout, stderr)."""
+    from click.testing import CliRunner
+
+    from slomo.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def leftovers(folder, keep):
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+def test_convert_prints_json(clip):
+    code, out, err = slomo(clip, "-m", "flow", "--factor", "4", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    record = summary["converted"][0]
+    assert record["frames_in"] == 12 and record["frames_out"] == 48 and record["output_fps"] == 100
+    assert record["output"].endswith("clip.4x.mp4") and summary["failed"] == []
+
+
+def test_default_names(clip):
+    assert slomo(clip, "-m", "blend", "--slowmo", "-f", "3", "-q")[0] == 0
+    assert (clip.parent / "clip.slowmo3x.mp4").is_file()
+    assert slomo(clip, "-m", "blend", "--fps", "60", "-q")[0] == 0
+    assert (clip.parent / "clip.60fps.mp4").is_file()
+
+
+@pytest.mark.parametrize("make,reason", [
+    (lambda d: d / "missing.mp4", "no such file"),
+    (lambda d: (d / "notes.mp4").write_text("not a video") and d / "notes.mp4", "not a video"),
+    (lambda d: write_audio_only(d / "sound.m4a"), "no video stream (has audio)"),
+    (lambda d: write_clip(d / "one.mp4", moving_frames(1)), "only one frame"),
+])
+def test_bad_inputs_fail_cleanly(tmp_path, make, reason):
+    path = make(tmp_path)
+    before = set(os.listdir(tmp_path))
+    code, out, err = slomo(path, "-m", "blend")
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith(f"slomo: error: {path}: {reason}")
+    assert "Traceback" not in err
+    assert set(os.listdir(tmp_path)) == before  # no output, no partial file
+
+
+def write_audio_only(path):
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return path
+
+
+def test_debug_shows_traceback(tmp_path):
+    code, _, err = slomo(tmp_path / "missing.mp4", "--debug")
+    assert code == 1 and "slomo: error:" in err
+
+
+def test_truncated_file_is_converted_as_far_as_it_goes(tmp_path):
+    src = write_clip(tmp_path / "full.mkv", moving_frames(20), audio=False)
+    data = src.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    code, _, err = slomo(cut, "-m", "blend", "-o", tmp_path / "out.mkv")
+    assert code == 0, err
+    frames, _, _ = read_video(tmp_path / "out.mkv")
+    assert 10 <= len(frames) // 2 < 20
+
+
+@pytest.mark.parametrize("args", [["-f", "1"], ["-f", "0"], ["--fps", "abc"], ["-m", "nope"],
+                                  ["-f", "2", "--fps", "60"], ["--scale", "2"]])
+def test_usage_errors_exit_2(clip, args):
+    code, _, err = slomo(clip, *args)
+    assert code == 2 and "slomo: error" in err or "Error" in err
+    assert not (clip.parent / "clip.2x.mp4").exists()
+
+
+def test_factor_1000_on_a_short_clip(tmp_path):
+    src = write_clip(tmp_path / "tiny.mp4", moving_frames(3, size=(32, 32)), audio=False)
+    code, out, err = slomo(src, "-m", "blend", "-f", "1000", "--json")
+    assert code == 0, err
+    assert json.loads(out)["converted"][0]["frames_out"] == 3000
+
+
+def test_never_overwrite_without_y_and_never_the_input(clip):
+    assert slomo(clip, "-m", "blend", "-q")[0] == 0
+    target = clip.parent / "clip.2x.mp4"
+    stamp = target.stat().st_mtime_ns
+    code, _, err = slomo(clip, "-m", "blend")
+    assert code == 1 and "exists (use -y" in err and target.stat().st_mtime_ns == stamp
+    assert slomo(clip, "-m", "blend", "-y", "-q")[0] == 0 and target.stat().st_mtime_ns != stamp
+    size = clip.stat().st_size
+    code, _, err = slomo(clip, "-m", "blend", "-o", clip, "-y")
+    assert code == 1 and "replace the input" in err and clip.stat().st_size == size
+
+
+def test_output_into_a_new_folder(clip, tmp_path):
+    target = tmp_path / "new" / "deeper" / "out.mp4"
+    assert slomo(clip, "-m", "blend", "-o", target, "-q")[0] == 0
+    assert target.is_file()
+
+
+def test_batch_continues_past_failures(tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    write_clip(folder / "a.mp4", moving_frames(6))
+    write_clip(folder / "b.mkv", moving_frames(6), audio=False)
+    (folder / "broken.mp4").write_bytes(b"\x00" * 100)
+    (folder / "readme.txt").write_text("not a video, not an input")
+    code, out, err = slomo(folder, "-m", "blend", "-o", tmp_path / "out", "--json")
+    assert code == 1
+    summary = json.loads(out)
+    assert sorted(os.path.basename(r["output"]) for r in summary["converted"]) == ["a.2x.mp4", "b.2x.mkv"]
+    assert [os.path.basename(f["input"]) for f in summary["failed"]] == ["broken.mp4"]
+    # a second run skips slomo's own outputs of those inputs when they sit beside them
+    assert slomo(folder / "a.mp4", "-m", "blend", "-q")[0] == 0
+    code, out, _ = slomo(folder, "-m", "blend", "-o", tmp_path / "again", "--json")
+    assert len(json.loads(out)["converted"]) == 2
+
+
+def test_sigterm_leaves_no_partial_output(tmp_path):
+    src = write_clip(tmp_path / "long.mp4", moving_frames(150, size=(320, 240)), audio=False)
+    proc = subprocess.Popen([sys.executable, "-m", "slomo.cli", str(src), "-m", "flow", "-f", "8",
+                             "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.name.startswith(".long") for p in tmp_path.iterdir()):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert leftovers(tmp_path, {"long.mp4"}) == []

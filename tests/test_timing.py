@@ -1,0 +1,92 @@
+"""The timing rules: which output frames exist, at which times, for factor, --fps and slow motion."""
+
+from fractions import Fraction as F
+
+import numpy as np
+import pytest
+
+from slomo import interpolator, pipeline
+from slomo.api import parse_rate
+
+
+def test_factor_slots_follow_the_contract():
+    slots = pipeline.FactorTimeline(4).slots(F(1, 25), F(2, 25))
+    assert [t for t, _ in slots] == [0, F(1, 4), F(1, 2), F(3, 4)]
+    assert [time for _, time in slots] == [F(4, 100), F(5, 100), F(6, 100), F(7, 100)]
+
+
+def test_rate_slots_are_exact_for_non_integer_ratios():
+    timeline = pipeline.RateTimeline(F(60), origin=F(0))
+    slots = timeline.slots(F(1, 24), F(2, 24))  # 24 -> 60 fps: 2.5 output frames per input
+    assert [time for _, time in slots] == [F(3, 60), F(4, 60)]
+    assert [t for t, _ in slots] == [F(1, 5), F(3, 5)]
+
+
+@pytest.mark.parametrize("text,expected", [("60", F(60)), ("59.94", F(60000, 1001)),
+                                           ("60000/1001", F(60000, 1001)), ("23.976", F(24000, 1001)),
+                                           ("12.5", F(25, 2))])
+def test_parse_rate(text, expected):
+    assert parse_rate(text) == expected
+
+
+class _Recorder(interpolator.Interpolator):
+    """A model that records its calls and returns frames tagged with the time asked."""
+
+    def __init__(self, window=2):
+        self.spec = interpolator.ModelSpec("recorder", "", lambda o: self, window=window)
+        self.calls = []
+
+    def interpolate(self, window, times):
+        self.calls.append(([float(w[0, 0, 0]) for w in window], list(times)))
+        return [np.full_like(window[0], 100 + t) for t in times]
+
+
+def _frames(n):
+    return [(F(i, 10), np.full((2, 2, 3), float(i), np.float32)) for i in range(n)]
+
+
+def _run(model, n, factor, scenes=None):
+    return list(pipeline.schedule(_frames(n), model, pipeline.FactorTimeline(factor),
+                                  lambda t: F(1, 10), scenes))
+
+
+@pytest.mark.parametrize("factor", [2, 3, 8])
+def test_schedule_counts_and_order(factor):
+    out = _run(_Recorder(), 5, factor)
+    assert len(out) == 5 * factor
+    times = [t for t, _ in out]
+    assert times == sorted(times) and times[0] == 0 and times == [F(i, 10 * factor) for i in range(5 * factor)]
+    # first and last input frames are in the output untouched; the last is held to the end
+    assert out[0][1][0, 0, 0] == 0 and all(f[0, 0, 0] == 4 for _, f in out[-factor:])
+
+
+def test_window_of_four_is_replicated_at_the_ends():
+    model = _Recorder(window=4)
+    _run(model, 4, 2)
+    windows = [w for w, _ in model.calls]
+    assert windows == [[0, 0, 1, 2], [0, 1, 2, 3], [1, 2, 3, 3]]
+
+
+class _CutAfter:
+    """Scene detector stand-in: a cut before the frames listed."""
+
+    def __init__(self, cut_before):
+        self.cut_before = cut_before
+
+    def signature(self, frame):
+        return frame[0, 0, 0]
+
+    def is_cut(self, a, b):
+        return b in self.cut_before
+
+
+def test_no_frame_is_blended_across_a_cut_and_windows_are_clipped():
+    model = _Recorder(window=4)
+    out = list(pipeline.schedule(_frames(6), model, pipeline.FactorTimeline(4), lambda t: F(1, 10),
+                                 _CutAfter({3.0})))
+    values = [float(f[0, 0, 0]) for _, f in out]
+    # frames between 2 and 3 (the cut): nearest original, 2, 2 then 3, 3
+    assert values[8:13] == [2, 2, 3, 3, 3]
+    assert all(max(w) <= 2 for w, _ in model.calls if w[1] < 3)  # shot one never sees shot two
+    assert all(min(w) >= 3 for w, _ in model.calls if w[1] >= 3)
+    assert len(out) == 24
