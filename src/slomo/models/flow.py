@@ -22,7 +22,8 @@ OCCLUSION_PIXELS = 1.5
 class DenseFlow(Interpolator):
     def __init__(self, options: ModelOptions):
         self.scale = options.scale
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self._cached_grid: np.ndarray | None = None
 
     def _gray(self, frame: Frame) -> np.ndarray:
         gray = cv2.cvtColor((frame * 255.0).astype(np.uint8), cv2.COLOR_RGB2GRAY)
@@ -46,25 +47,31 @@ class DenseFlow(Interpolator):
         return cv2.remap(image, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE)
 
+    def _grid(self, h: int, w: int) -> np.ndarray:
+        if self._cached_grid is None or self._cached_grid.shape[:2] != (h, w):
+            xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            self._cached_grid = np.dstack((xs, ys))
+        return self._cached_grid
+
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
         a, b = window
         f01, f10 = self._flows(a, b)
-        h, w = f01.shape[:2]
-        grid = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
+        grid = self._grid(*f01.shape[:2])
         # forward-backward consistency: small where a pixel's flow is undone by the opposite flow
         err0 = np.linalg.norm(f01 + self._warp(f10, f01, grid), axis=2)
         err1 = np.linalg.norm(f10 + self._warp(f01, f10, grid), axis=2)
+        # each frame travels with its consistency error as a fourth channel: one remap for both
+        a4 = np.dstack((a, err0 / OCCLUSION_PIXELS))
+        b4 = np.dstack((b, err1 / OCCLUSION_PIXELS))
         out = []
         for t in times:
             ft0 = -(1 - t) * t * f01 + t * t * f10
             ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
-            w0 = (1 - t) * np.exp(-((self._warp(err0, ft0, grid) / OCCLUSION_PIXELS) ** 2)) + 1e-6
-            w1 = t * np.exp(-((self._warp(err1, ft1, grid) / OCCLUSION_PIXELS) ** 2)) + 1e-6
-            total = w0 + w1
-            warped0 = self._warp(a, ft0, grid)
-            warped1 = self._warp(b, ft1, grid)
-            out.append((warped0 * (w0 / total)[..., None] + warped1 * (w1 / total)[..., None])
-                       .astype(np.float32))
+            warped0 = self._warp(a4, ft0, grid)
+            warped1 = self._warp(b4, ft1, grid)
+            w0 = (1 - t) * np.exp(-np.square(warped0[..., 3:])) + 1e-6
+            w1 = t * np.exp(-np.square(warped1[..., 3:])) + 1e-6
+            out.append((warped0[..., :3] * w0 + warped1[..., :3] * w1) / (w0 + w1))
         return out
 
 
