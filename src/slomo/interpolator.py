@@ -27,6 +27,7 @@ MODEL_MODULES = (
     "slomo.models.bin",
     "slomo.models.flow",
     "slomo.models.blend",
+    "slomo.models.ffmpeg_mci",
 )
 
 
