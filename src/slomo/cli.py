@@ -284,5 +284,140 @@ def weights_import(name, file):
         _fail(f"{file}: {exc}", 1)
 
 
+@main.command("eval")
+@click.argument("source")
+@click.option("-f", "--factor", type=int, default=2, show_default=True,
+              help="Keep every N-th frame of a video and rebuild the others.")
+@click.option("-m", "--model", "models", default="flow,ffmpeg-mci,blend", show_default=True,
+              help="Comma-separated models to compare.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most K sequences of a dataset, K rebuilt frames of a video.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
+@click.option("--scale", type=click.FloatRange(0.25, 1.0), default=1.0, show_default=True)
+@click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint file to use.")
+@click.option("--json", "json_out", is_flag=True, help="Records on stdout as JSON.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="PSNR per frame plot (needs matplotlib).")
+@click.option("--save-diff", type=click.Path(file_okay=False),
+              help="Folder for ground truth / output / error images of the worst frames.")
+@click.option("--worst", type=click.IntRange(min=1), default=5, show_default=True,
+              help="How many worst frames per model --save-diff writes.")
+@click.option("--debug", is_flag=True, help="Tracebacks on errors.")
+def eval_command(source, factor, models, limit, device, scale, weights, json_out, plot, save_diff,
+                 worst, debug):
+    """Quality: rebuild dropped frames of real footage (or Middlebury / Vimeo-90K) and score them.
+
+    SOURCE is a video, a folder of videos, a Middlebury "other" folder (other-data/,
+    other-gt-interp/) or a Vimeo-90K triplet folder (sequences/, tri_testlist.txt).
+    """
+    from . import evaluate, io
+
+    logging.basicConfig(format="slomo: warning: %(message)s", level=logging.WARNING)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        _fail(f"{source}: --model names no model", 2)
+    if plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            _fail(f"{plot}: --plot needs matplotlib (pip install 'slomo[plot]')", 1)
+    try:
+        per_model, worst_frames = evaluate.run(source, names, factor=factor, limit=limit,
+                                               device=device, scale=scale, weights=weights,
+                                               worst_k=worst if save_diff else 0)
+        if plot:
+            evaluate.plot(per_model, Path(plot))
+        written = []
+        if save_diff:
+            for name, kept in worst_frames.items():
+                written += evaluate.save_diffs(name, kept, Path(save_diff))
+    except evaluate.EvalUsageError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(str(exc), 2)
+    except (evaluate.EvalError, io.MediaError, ValueError, OSError, RuntimeError) as exc:
+        if debug:
+            traceback.print_exc()
+        message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        if isinstance(exc, io.MediaError):
+            message = f"{source}: {message}"
+        _fail(message, 1)
+    records = evaluate.records(per_model)
+    if json_out:
+        click.echo(json.dumps(records, indent=2))
+        return
+    _eval_table(records, factor)
+    if plot:
+        click.echo(f"plot: {plot}", err=True)
+    if save_diff:
+        click.echo(f"{len(written)} difference images in {save_diff}", err=True)
+
+
+def _eval_table(records, factor) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    clips = {r["clip"] for r in records if r["clip"] != "overall"}
+    shown = records if len(clips) <= 30 else [r for r in records if r["clip"] == "overall"]
+    has_ie = any("ie" in r for r in records)
+    title = f"rebuilt frames (factor {factor} on videos)"
+    if len(shown) < len(records):
+        title += f"; {len(clips)} clips, overall only (--json for each)"
+    table = Table(title=title)
+    for column in ("model", "clip", "frames", "PSNR dB", "SSIM", *(["IE"] if has_ie else []),
+                   "model s", "ms/frame"):
+        table.add_column(column, justify="left" if column in ("model", "clip") else "right")
+    for r in shown:
+        if r["frames"] == 0:
+            table.add_row(r["model"], r["clip"], "0", "-", "-", *(["-"] if has_ie else []),
+                          "-", "-")
+            continue
+        ie = [f"{r['ie']:.3f}" if r.get("ie") is not None else "-"] if has_ie else []
+        bold = r["clip"] == "overall"
+        row = [r["model"], r["clip"], str(r["frames"]), f"{r['psnr']:.3f}", f"{r['ssim']:.4f}",
+               *ie, f"{r['seconds']:.2f}", f"{1000 * r['seconds'] / r['frames']:.1f}"]
+        table.add_row(*row, style="bold" if bold else None)
+    Console().print(table)
+
+
+@main.command("bench")
+@click.option("-m", "--models", default=None,
+              help="Comma-separated models (default: all; missing weights are reported skipped).")
+@click.option("--sizes", default=None, help="Comma-separated: 360p,720p,1080p,4k (default all).")
+@click.option("--quick", is_flag=True, help="Fewer, shorter runs.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
+@click.option("--modes", default="model,pipeline", show_default=True,
+              help="model (interpolate() alone) and/or pipeline (decode + model + encode).")
+@click.option("--json", "json_out", is_flag=True, help="Records on stdout as JSON.")
+@click.option("--write", "write_to", type=click.Path(dir_okay=False),
+              help="Write a markdown report to this file.")
+@click.option("--debug", is_flag=True, help="Tracebacks on errors.")
+def bench_command(models, sizes, quick, device, modes, json_out, write_to, debug):
+    """Speed and peak memory per model and resolution, on this machine."""
+    from . import bench
+
+    try:
+        plan = bench.plan(models=models.split(",") if models else None,
+                          sizes=sizes.split(",") if sizes else None,
+                          modes=modes.split(","), device=device, quick=quick)
+    except bench.BenchUsageError as exc:
+        _fail(str(exc), 2)
+    progress = None if json_out else (lambda line: click.echo(line, err=True))
+    try:
+        results = bench.run(plan, on_result=progress)
+        if write_to:
+            bench.write_report(results, plan, Path(write_to))
+    except (bench.BenchError, OSError, RuntimeError) as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__, 1)
+    if json_out:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        bench.print_table(results, plan)
+        if write_to:
+            click.echo(f"report: {write_to}", err=True)
+    sys.exit(1 if any(r.get("error") for r in results) else 0)
+
+
 if __name__ == "__main__":
     main()
