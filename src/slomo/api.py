@@ -36,7 +36,8 @@ class ConvertResult:
     seconds: float
     input_fps: float
     output_fps: float
-    cuts: list[float] = field(default_factory=list)
+    cuts: list[float] = field(default_factory=list)  # times of the first frame after each cut
+    duplicates: int = 0  # repeated input frames dropped by dedup
 
     @property
     def speed(self) -> float:
@@ -108,14 +109,21 @@ def _check_output(src: str, dst: Path, overwrite: bool) -> None:
             raise UsageError(f"output {dst}: unknown video extension {dst.suffix or '(none)'!r}")
 
 
-def _timing(info: io.VideoInfo, factor: int | None, fps: Fraction | None, slowmo: bool):
-    """Timeline, output rate, time base and time stretch of a run."""
-    if fps is not None:
-        timeline = pipeline.RateTimeline(fps)
-        stretch = fps / info.rate if slowmo else Fraction(1)
-        return timeline, fps, 1 / fps, stretch
-    stretch = Fraction(factor) if slowmo else Fraction(1)
-    return pipeline.FactorTimeline(factor), info.rate * factor, info.time_base / factor, stretch
+def _timing(info: io.VideoInfo, factor: int | None, fps: Fraction | None, slowmo: bool,
+            dedup: bool = False, max_fps: Fraction | None = None):
+    """Timeline, output rate, time base and time stretch of a run.
+
+    A plain factor keeps the source's own timestamps (exact for variable frame rates); a target
+    rate, a rate cap or de-duplicated input need frames at exact times of a constant rate.
+    """
+    rate = fps if fps is not None else info.rate * factor
+    capped = max_fps is not None and rate > max_fps and not slowmo
+    if fps is None and not dedup and not capped:
+        stretch = Fraction(factor) if slowmo else Fraction(1)
+        return pipeline.FactorTimeline(factor), rate, info.time_base / factor, stretch
+    rate = min(rate, max_fps) if capped else rate
+    stretch = rate / info.rate if slowmo else Fraction(1)
+    return pipeline.RateTimeline(rate), rate, 1 / rate, stretch
 
 
 def convert(
@@ -136,9 +144,12 @@ def convert(
     pix_fmt: str | None = None,
     audio: bool = True,
     scene_detect: bool = True,
-    scene_threshold: float = 0.35,
+    scene_threshold: float = 0.3,
     overwrite: bool = False,
     input_fps: float | str = 30,
+    dedup: bool = False,
+    max_fps: float | str | Fraction | None = None,
+    deinterlace: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ConvertResult:
     """Convert one video (or image sequence) into one with more frames.
@@ -148,6 +159,8 @@ def convert(
     plays N times slower (audio time-stretched, pitch kept).  ``dst`` defaults to
     ``<stem>.<N>x.<ext>`` beside the input; an existing folder puts that name inside it; a printf
     pattern (``out/%06d.png``) writes PNG frames.  The output appears only once complete.
+    ``dedup`` drops repeated frames (animation on twos) and re-times the rest evenly;
+    ``max_fps`` caps the output rate; ``deinterlace`` runs yadif on interlaced input.
     ``on_progress(done, total)`` is called as input frames are consumed (total 0 if unknown).
 
     Raises :class:`UsageError` for a wrong request, :class:`io.MediaError` for a bad input or
@@ -169,6 +182,9 @@ def convert(
             if dst_path.is_dir() or str(dst).endswith(os.sep):
                 dst_path = default_output(src, tag, rate, slowmo, dst_path)
         _check_output(src, dst_path, overwrite)
+        if spec.timesteps == "fixed" and (dedup or max_fps):
+            raise UsageError(f"model {spec.name} makes fixed timesteps only; "
+                             "use --model rife with --dedup or --max-fps")
         if _fixed_factor_mismatch(spec, rate, info):
             raise UsageError(f"model {spec.name} only makes {', '.join(map(str, spec.factors))}x; "
                              "use --model rife for other rates")
@@ -177,7 +193,10 @@ def convert(
             weights=Path(weights) if weights else None, scale=scale, precision=precision,
             factor=factor or 2)
         net = spec.factory(options)
-        return _run(reader, net, dst_path, factor, rate, slowmo, scene_detect, scene_threshold,
+        timing = _timing(info, factor, rate, slowmo, dedup,
+                         parse_rate(max_fps) if max_fps is not None else None)
+        scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
+        return _run(reader, net, dst_path, timing, scenes, dedup, deinterlace,
                     io.EncodeOptions(codec, crf, preset, pix_fmt, audio), on_progress)
     finally:
         reader.close()
@@ -202,20 +221,23 @@ def _fixed_factor_mismatch(spec, rate, info) -> bool:
     return ratio.denominator != 1 or ratio not in spec.factors
 
 
-def _run(reader, net, dst: Path, factor, rate, slowmo, scene_detect, scene_threshold,
+def _run(reader, net, dst: Path, timing, scenes, dedup: bool, deinterlace: bool,
          encode: io.EncodeOptions, on_progress) -> ConvertResult:
     started = time.perf_counter()
     info = reader.info
-    timeline, out_rate, time_base, stretch = _timing(info, factor, rate, slowmo)
-    first_time: list[Fraction] = []
+    timeline, out_rate, time_base, stretch = timing
+    span: dict[str, Fraction] = {}  # first and last decoded times, duplicates included
+    duplicates: list[Fraction] = []
     writer = None
     dst.parent.mkdir(parents=True, exist_ok=True)
 
     def frames():
-        for item in reader.frames():
-            if not first_time:
-                first_time.append(item[0])
+        for item in reader.frames(deinterlace):
+            span.setdefault("first", item[0])
+            span["last"] = item[0]
             yield item
+
+    source = pipeline.drop_duplicates(frames(), dropped=duplicates) if dedup else frames()
 
     def sink(t: Fraction, frame) -> None:
         nonlocal writer
@@ -227,21 +249,21 @@ def _run(reader, net, dst: Path, factor, rate, slowmo, scene_detect, scene_thres
         writer.write(t, frame)
 
     def last_duration(t: Fraction) -> Fraction:
-        """The source's own duration for its last frame where the container says, else 1/rate."""
+        """Until the source's end: its last frame's own duration where the container says."""
         step = 1 / info.rate
-        if info.duration and not info.is_sequence:
-            remaining = first_time[0] + info.duration - t
-            if 0 < remaining <= 2 * step:
-                return remaining
-        return step
+        end = span["last"] + step
+        declared_end = span["first"] + (info.duration or 0)
+        if not info.is_sequence and 0 < declared_end - span["last"] <= 2 * step:
+            end = declared_end
+        return end - t
 
     def progress(stats: pipeline.Stats) -> None:
         if on_progress:
             on_progress(stats.frames_in, info.frames)
 
-    scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
     try:
-        stats = pipeline.run(frames(), net, timeline, sink, last_duration, scenes, progress)
+        stats = pipeline.run(source, net, timeline, sink, last_duration, scenes, progress)
+        stats.frames_in += len(duplicates)
         if stats.frames_in == 0:
             raise io.MediaError("no video frames could be decoded")
         if stats.frames_in == 1:
@@ -254,7 +276,8 @@ def _run(reader, net, dst: Path, factor, rate, slowmo, scene_detect, scene_thres
     return ConvertResult(
         input=reader.path, output=str(output), model=net.spec.name, frames_in=stats.frames_in,
         frames_out=stats.frames_out, seconds=round(time.perf_counter() - started, 3),
-        input_fps=float(info.rate), output_fps=float(out_rate / stretch), cuts=stats.cuts)
+        input_fps=float(info.rate), output_fps=float(out_rate / stretch), cuts=stats.cuts,
+        duplicates=len(duplicates))
 
 
 _OUTPUT_NAME = re.compile(r"^(?P<stem>.+)\.(slowmo)?(\d+x|[\d.]+fps)$")

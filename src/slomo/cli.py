@@ -101,8 +101,12 @@ def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, 
 @click.option("--preset", default="medium", show_default=True)
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the source's).")
 @click.option("--no-audio", is_flag=True, help="Drop audio.")
-@click.option("--scene-threshold", type=click.FloatRange(0.0, 1.0), default=0.35, show_default=True)
+@click.option("--scene-threshold", type=click.FloatRange(0.0, 2.0), default=0.3, show_default=True,
+              help="Cut score above which frames belong to different shots.")
 @click.option("--no-scene-detect", is_flag=True, help="Interpolate across scene cuts too.")
+@click.option("--dedup", is_flag=True, help="Drop repeated frames (animation on twos) first.")
+@click.option("--max-fps", default=None, help="Cap the output frame rate.")
+@click.option("--deinterlace", is_flag=True, help="Deinterlace (yadif) before interpolating.")
 @click.option("--input-fps", default="30", show_default=True, help="Rate of image-sequence input.")
 @click.option("-r", "--recursive", is_flag=True, help="Recurse into folders.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output (never the input).")
@@ -111,7 +115,7 @@ def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, 
 @click.option("--debug", is_flag=True, help="Tracebacks on errors.")
 def convert_command(inputs, output, factor, fps, slowmo, model, weights, deblur, scale, device,
                     precision, codec, crf, preset, pix_fmt, no_audio, scene_threshold,
-                    no_scene_detect, input_fps, recursive, overwrite, quiet, json_out, debug):
+                    no_scene_detect, dedup, max_fps, deinterlace, input_fps, recursive, overwrite, quiet, json_out, debug):
     """Convert videos, folders of videos or image sequences."""
     from . import api, io
     from .weights import WeightsError
@@ -156,7 +160,8 @@ def convert_command(inputs, output, factor, fps, slowmo, model, weights, deblur,
                     weights=weights, scale=scale, device=device, precision=precision, codec=codec,
                     crf=crf, preset=preset, pix_fmt=pix_fmt, audio=not no_audio,
                     scene_detect=not no_scene_detect, scene_threshold=scene_threshold,
-                    overwrite=overwrite, input_fps=input_fps, on_progress=on_progress)
+                    overwrite=overwrite, input_fps=input_fps, dedup=dedup, max_fps=max_fps,
+                    deinterlace=deinterlace, on_progress=on_progress)
             except api.UsageError as exc:
                 if debug:
                     traceback.print_exc()

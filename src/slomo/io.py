@@ -22,6 +22,8 @@ import av
 import cv2
 import numpy as np
 
+from . import colour
+
 log = logging.getLogger("slomo")
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts",
@@ -68,6 +70,8 @@ def _bit_depth(fmt: av.VideoFormat) -> int:
 
 
 def _rgb_format(bit_depth: int) -> str:
+    """8-bit RGB for 8-bit video: swscale's 16-bit RGB to 8-bit YUV path is off by a level in
+    full range, the 8-bit one is not."""
     return "rgb24" if bit_depth <= 8 else "rgb48le"
 
 
@@ -131,42 +135,65 @@ class VideoReader:
             has_audio=bool(self._container.streams.audio),
         )
 
-    def frames(self) -> Iterator[tuple[Fraction, np.ndarray]]:
-        """Yield ``(time in seconds, float32 RGB frame)`` in presentation order."""
-        tb = self.info.time_base
-        step = 1 / self.info.rate
-        last: Fraction | None = None
-        rgb = _rgb_format(self.info.bit_depth)
-        first = True
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """Decoded frames, skipping corrupt packets and stopping at a damaged end, with warnings."""
         try:
             for packet in self._container.demux(self._stream):
                 try:
-                    decoded = packet.decode()
+                    yield from packet.decode()
                 except av.InvalidDataError as exc:
                     log.warning("%s: skipped a corrupt packet (%s)", self.path, _ffmpeg_reason(exc))
-                    continue
-                for frame in decoded:
-                    if first:
-                        self.info = replace(self.info, rotation=int(frame.rotation or 0))
-                        first = False
-                    time = Fraction(frame.pts) * tb if frame.pts is not None else None
-                    if time is None or (last is not None and time <= last):
-                        if time is not None and last is not None and time < last:
-                            log.warning("%s: dropped a frame whose timestamp goes backwards", self.path)
-                            continue
-                        time = step if last is None else last + step
-                        if last is None:
-                            time = Fraction(0)
-                    array = frame.to_ndarray(
-                        format=rgb,
-                        src_colorspace=frame.colorspace or None,
-                        src_color_range=frame.color_range,
-                        dst_color_range=2,  # full range RGB
-                    )
-                    last = time
-                    yield time, _to_float(array)
         except av.FFmpegError as exc:
             log.warning("%s: stopped reading at a damaged part (%s)", self.path, _ffmpeg_reason(exc))
+
+    def _deinterlaced(self, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+        """libavfilter's yadif, one output frame per input frame."""
+        graph = av.filter.Graph()
+        source = graph.add_buffer(template=self._stream)
+        yadif = graph.add("yadif", "mode=send_frame:deint=interlaced")
+        sink = graph.add("buffersink")
+        source.link_to(yadif)
+        yadif.link_to(sink)
+        graph.configure()
+        for frame in [*frames, None]:
+            graph.push(frame)
+            while True:
+                try:
+                    yield graph.pull()
+                except (av.BlockingIOError, av.EOFError):
+                    break
+
+    def frames(self, deinterlace: bool = False) -> Iterator[tuple[Fraction, np.ndarray]]:
+        """Yield ``(time in seconds, float32 RGB frame)`` in presentation order.
+
+        Times come from the frames' timestamps; a frame without one, or with the same one as its
+        predecessor, is placed one frame period later, and one going backwards is dropped.
+        """
+        tb, step = self.info.time_base, 1 / self.info.rate
+        rgb = _rgb_format(self.info.bit_depth)
+        last: Fraction | None = None
+        frames = self._decoded()
+        if deinterlace:
+            frames = self._deinterlaced(frames)
+        for frame in frames:
+            if last is None:
+                self.info = replace(self.info, rotation=int(frame.rotation or 0))
+                if frame.interlaced_frame and not deinterlace:
+                    log.warning("%s: the video is interlaced; --deinterlace gives cleaner results",
+                                self.path)
+            time = Fraction(frame.pts) * tb if frame.pts is not None else None
+            if last is not None and (time is None or time <= last):
+                if time is not None and time < last:
+                    log.warning("%s: dropped a frame whose timestamp goes backwards", self.path)
+                    continue
+                time = last + step
+            last = time if time is not None else Fraction(0)
+            if colour.supports(frame.format.name):
+                yield last, colour.to_rgb(frame, int(frame.colorspace), int(frame.color_range))
+            else:
+                array = frame.to_ndarray(format=rgb, src_colorspace=frame.colorspace or None,
+                                         src_color_range=frame.color_range, dst_color_range=2)
+                yield last, _to_float(array)
 
     def close(self) -> None:
         self._container.close()
@@ -192,7 +219,7 @@ class ImageSequenceReader:
             color_primaries=1, color_trc=1, is_sequence=True,
         )
 
-    def frames(self) -> Iterator[tuple[Fraction, np.ndarray]]:
+    def frames(self, deinterlace: bool = False) -> Iterator[tuple[Fraction, np.ndarray]]:
         for index, name in enumerate(self.files):
             image = cv2.imread(name, cv2.IMREAD_UNCHANGED)
             if image is None:
@@ -307,15 +334,18 @@ class VideoWriter:
             stream.options = {"crf": str(options.crf), "b": "0"}
         if info.rotation:
             stream.set_display_rotation(info.rotation)
-        self._bit_depth = 16 if "10" in self._pix_fmt or "12" in self._pix_fmt else 8
+        self._bit_depth = 16 if any(d in self._pix_fmt for d in ("10", "12", "16")) else 8
         return stream
 
     def write(self, time: Fraction, frame: np.ndarray) -> None:
         """Encode one frame shown at ``time`` (source seconds, before stretching)."""
-        array = _from_float(frame, self._bit_depth)
-        vf = av.VideoFrame.from_ndarray(array, format=_rgb_format(self._bit_depth))
-        vf = vf.reformat(format=self._pix_fmt, dst_colorspace=self.info.colorspace or None,
-                         dst_color_range=self.info.color_range or 1)
+        if colour.supports(self._pix_fmt):
+            vf = colour.from_rgb(frame, self._pix_fmt, self.info.colorspace, self.info.color_range)
+        else:
+            array = _from_float(frame, self._bit_depth)
+            vf = av.VideoFrame.from_ndarray(array, format=_rgb_format(self._bit_depth))
+            vf = vf.reformat(format=self._pix_fmt, dst_colorspace=self.info.colorspace or None,
+                             dst_color_range=self.info.color_range or 1)
         vf.color_range = self.info.color_range
         vf.pts = round(time * self.time_scale / self.time_base)
         vf.time_base = self.time_base
