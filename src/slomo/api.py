@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -168,8 +168,6 @@ def convert(
     """
     src = str(src)
     rate = parse_rate(fps) if fps is not None else None
-    if rate is None and (factor is None or int(factor) != factor or factor < 2):
-        raise UsageError(f"factor must be an integer >= 2 (got {factor})")
     spec = _checked_spec(model, factor, rate)
     reader = io.open_input(src, parse_rate(input_fps))
     try:
@@ -182,21 +180,22 @@ def convert(
             if dst_path.is_dir() or str(dst).endswith(os.sep):
                 dst_path = default_output(src, tag, rate, slowmo, dst_path)
         _check_output(src, dst_path, overwrite)
-        if spec.timesteps == "fixed" and (dedup or max_fps):
+        fixed = spec.timesteps == "fixed" and not spec.restores_keyframes
+        if fixed and (dedup or max_fps):
             raise UsageError(f"model {spec.name} makes fixed timesteps only; "
                              "use --model rife with --dedup or --max-fps")
-        if _fixed_factor_mismatch(spec, rate, info):
+        if fixed and _fixed_factor_mismatch(spec, rate, info):
             raise UsageError(f"model {spec.name} only makes {', '.join(map(str, spec.factors))}x; "
                              "use --model rife for other rates")
         options = interpolator.ModelOptions(
             device=resolve_device(device) if spec.weights else "cpu",
             weights=Path(weights) if weights else None, scale=scale, precision=precision,
             factor=factor or 2)
-        net = spec.factory(options)
         timing = _timing(info, factor, rate, slowmo, dedup,
                          parse_rate(max_fps) if max_fps is not None else None)
+        stages = _stages(spec, options, timing[0], factor if rate is None else None)
         scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
-        return _run(reader, net, dst_path, timing, scenes, dedup, deinterlace,
+        return _run(reader, stages, dst_path, timing, scenes, dedup, deinterlace,
                     io.EncodeOptions(codec, crf, preset, pix_fmt, audio), on_progress)
     finally:
         reader.close()
@@ -207,10 +206,29 @@ def _checked_spec(model: str, factor: int | None, rate: Fraction | None) -> inte
         spec = interpolator.get_spec(model)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
-    if spec.timesteps == "fixed" and rate is None and factor not in spec.factors:
+    if rate is not None:
+        return spec
+    if factor is None or int(factor) != factor or factor < (1 if spec.restores_keyframes else 2):
+        raise UsageError(f"factor must be an integer >= 2 (got {factor})")
+    if spec.restores_keyframes and factor > 2 and factor % 2:
+        raise UsageError(f"{spec.name} makes 2x itself and RIFE the rest: the factor must be 1 or even")
+    if spec.timesteps == "fixed" and not spec.restores_keyframes and factor not in spec.factors:
         raise UsageError(f"model {spec.name} only makes {', '.join(map(str, spec.factors))}x; "
                          f"use --model rife for factor {factor}")
     return spec
+
+
+def _stages(spec: interpolator.ModelSpec, options: interpolator.ModelOptions,
+            timeline: pipeline.Timeline, factor: int | None) -> list[pipeline.Stage]:
+    """The model passes of a run: one, or for a deblurring model its own 1x/2x, then RIFE."""
+    net = spec.factory(options)
+    if not spec.restores_keyframes:
+        return [(net, timeline)]
+    if factor is not None and factor <= 2:
+        return [(net, pipeline.FactorTimeline(factor))]
+    follow = pipeline.FactorTimeline(factor // 2) if factor is not None else timeline
+    rife = interpolator.create("rife", replace(options, weights=None))
+    return [(net, pipeline.FactorTimeline(2)), (rife, follow)]
 
 
 def _fixed_factor_mismatch(spec, rate, info) -> bool:
@@ -221,11 +239,11 @@ def _fixed_factor_mismatch(spec, rate, info) -> bool:
     return ratio.denominator != 1 or ratio not in spec.factors
 
 
-def _run(reader, net, dst: Path, timing, scenes, dedup: bool, deinterlace: bool,
+def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup: bool, deinterlace: bool,
          encode: io.EncodeOptions, on_progress) -> ConvertResult:
     started = time.perf_counter()
     info = reader.info
-    timeline, out_rate, time_base, stretch = timing
+    _, out_rate, time_base, stretch = timing
     span: dict[str, Fraction] = {}  # first and last decoded times, duplicates included
     duplicates: list[Fraction] = []
     writer = None
@@ -262,7 +280,7 @@ def _run(reader, net, dst: Path, timing, scenes, dedup: bool, deinterlace: bool,
             on_progress(stats.frames_in, info.frames)
 
     try:
-        stats = pipeline.run(source, net, timeline, sink, last_duration, scenes, progress)
+        stats = pipeline.run(source, stages, sink, last_duration, scenes, progress)
         stats.frames_in += len(duplicates)
         if stats.frames_in == 0:
             raise io.MediaError("no video frames could be decoded")
@@ -274,7 +292,7 @@ def _run(reader, net, dst: Path, timing, scenes, dedup: bool, deinterlace: bool,
             writer.abort()
         raise
     return ConvertResult(
-        input=reader.path, output=str(output), model=net.spec.name, frames_in=stats.frames_in,
+        input=reader.path, output=str(output), model="+".join(m.spec.name for m, _ in stages), frames_in=stats.frames_in,
         frames_out=stats.frames_out, seconds=round(time.perf_counter() - started, 3),
         input_fps=float(info.rate), output_fps=float(out_rate / stretch), cuts=stats.cuts,
         duplicates=len(duplicates))

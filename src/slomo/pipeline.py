@@ -15,7 +15,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -206,7 +206,6 @@ def schedule(
 
         for time in deferred:
             yield time, keyframe
-            stats.frames_out += 1
         deferred = []
         for t, time in slots:
             if t == 0:
@@ -219,7 +218,6 @@ def schedule(
             else:
                 frame = keyframe
             yield time, frame
-            stats.frames_out += 1
         for stale in [i for i in buffer if i < k - before]:
             del buffer[stale]
         k += 1
@@ -256,17 +254,25 @@ class _Channel:
             yield item
 
 
+#: One interpolation pass: a model and the timeline it fills.
+Stage = tuple[Interpolator, Timeline]
+
+
 def run(
     frames: Iterable[tuple[Fraction, Frame]],
-    model: Interpolator,
-    timeline: Timeline,
+    stages: Sequence[Stage],
     sink: Callable[[Fraction, Frame], None],
     last_duration: Callable[[Fraction], Fraction],
     scenes: SceneDetector | None = None,
     on_frame: Callable[[Stats], None] | None = None,
     queue_size: int = 8,
 ) -> Stats:
-    """Decode, interpolate and encode concurrently; re-raise the first error of any thread."""
+    """Decode, interpolate and encode concurrently; re-raise the first error of any thread.
+
+    Several stages chain in the model thread, each consuming the previous one's output (BIN
+    deblurs and doubles the rate, then RIFE makes the rest).  Stats count the first stage's input
+    and the last stage's output.
+    """
     stop = threading.Event()
     errors: list[BaseException] = []
     decoded = _Channel(queue_size, stop)
@@ -298,10 +304,15 @@ def run(
     for worker in workers:
         worker.start()
     try:
-        for item in schedule(decoded, model, timeline, last_duration, scenes, stats):
+        stream: Iterable[tuple[Fraction, Frame]] = decoded
+        for index, (model, timeline) in enumerate(stages):
+            stream = schedule(stream, model, timeline, last_duration, scenes,
+                              stats if index == 0 else Stats())
+        for item in stream:
             if stop.is_set():
                 break
             produced.put(item)
+            stats.frames_out += 1
             if on_frame:
                 on_frame(stats)
         produced.put(_END)
