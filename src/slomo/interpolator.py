@@ -140,10 +140,11 @@ def bisect_times(
 ) -> list[Frame]:
     """Frames at ``times`` from a model that only predicts t = 0.5, by recursive bisection.
 
-    Follows the official ECCV2022-RIFE ``--ratio`` search: halve the interval containing t until
-    the midpoint lies within ``threshold`` of it (or ``max_depth`` halvings), then return that
-    midpoint.  Midpoints are memoised so the frames of one pair share their work (factor 4 costs
-    3 forward passes, not 4).
+    Follows the official ECCV2022-RIFE ``--ratio`` search (``inference_img.py``, ``--rthreshold``
+    and ``--rmaxcycles``): a t within ``threshold / 2`` of an end returns that end frame;
+    otherwise halve the interval containing t until its midpoint lies within ``threshold / 2``
+    of t (or after ``max_depth`` midpoints), and return the last midpoint.  Midpoints are
+    memoised so the frames of one pair share their work (factor 4 costs 3 forward passes, not 4).
     """
     cache: dict[tuple[float, float], Frame] = {}
 
@@ -152,23 +153,24 @@ def bisect_times(
             cache[(lo, hi)] = midpoint(a, b)
         return cache[(lo, hi)]
 
+    half = threshold / 2
     out = []
     for t in times:
-        if t <= threshold:
+        if t <= half:
             out.append(f0)
             continue
-        if t >= 1 - threshold:
+        if t >= 1 - half:
             out.append(f1)
             continue
         lo, hi, a, b = 0.0, 1.0, f0, f1
         for _ in range(max_depth):
             m = mid(lo, hi, a, b)
             centre = (lo + hi) / 2
-            if abs(t - centre) <= threshold:
+            if t - half <= centre <= t + half:
                 break
-            if t < centre:
-                hi, b = centre, m
-            else:
+            if t > centre:
                 lo, a = centre, m
+            else:
+                hi, b = centre, m
         out.append(m)
     return out

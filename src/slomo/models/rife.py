@@ -1,0 +1,484 @@
+"""RIFE: Real-Time Intermediate Flow Estimation (Huang et al., ECCV 2022), as two interpolators.
+
+- ``rife``: the Practical-RIFE v4.0 IFNet (four flow blocks, the timestep is an input), so any
+  ``t`` in (0, 1) costs one forward pass, and all the timesteps of one pair run as one batch.
+- ``rife-hd``: the ECCV2022-RIFE "HDv3" IFNet (three flow blocks, each run in both directions),
+  which only predicts ``t = 0.5``; other timesteps come from :func:`bisect_times`, evaluated one
+  bisection depth at a time as one batch.
+
+The networks are written here from the papers' published architecture so that they reproduce the
+official inference numerics (checked against the authors' code by ``tests/test_rife.py``) and
+load the authors' checkpoints unchanged.  Parts of the checkpoints that inference does not use
+(the distillation teacher ``block_tea``, v4.0's unused ``contextnet``/``unet`` refiners) are
+dropped by name, and every other key must fit exactly.
+
+Speed, compared with the official forward: inference mode, channels-last convolutions, cached
+sampling grids, one ``grid_sample`` for both warps, both directions of ``rife-hd`` in one batch,
+no full-resolution resampling where the scale is 1, and optional bfloat16 convolutions (flows,
+warps and blending stay float32, so the warped pixels are as precise as in float32).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import weights
+from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec, bisect_times, register
+
+#: the official ``--scale`` values: flow is computed at this fraction of the resolution
+SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: checkpoint parts inference does not use, dropped by name
+V4_IGNORED = ("block_tea.", "contextnet.", "unet.")
+HD_IGNORED = ("block_tea.",)
+#: large-motion rule of v4.0: when block 1's flow update exceeds this (pixels, both directions),
+#: the whole pyramid is recomputed at half the resolution
+LARGE_MOTION = 32.0
+#: at most this many timesteps per batched forward (bounds memory at high resolutions)
+MAX_BATCH = 8
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+# --------------------------------------------------------------------------------------------
+# building blocks
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution + per-channel PReLU (keys ``0.weight``, ``0.bias``, ``1.weight``)."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.PReLU(cout))
+
+
+def _resize(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Bilinear resampling by ``factor`` exactly as the official code calls it (no-op at 1)."""
+    if factor == 1:
+        return x
+    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False,
+                         recompute_scale_factor=False)
+
+
+def _pick(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Rows and columns ``k*i + k/2 - 1`` and ``k*i + k/2`` of x (..., H, W): the only pixels a
+    bilinear ``1/k`` resize (``align_corners=False``, even k) reads, each with weight 1/2."""
+    *lead, h, w = x.shape
+    a = k // 2 - 1
+    x = x.reshape(*lead, h // k, k, w // k, k)[..., a:a + 2, :, a:a + 2]
+    return x.reshape(*lead, 2 * (h // k), 2 * (w // k))
+
+
+class _Warper:
+    """Backward warping with ``grid_sample`` (border padding, as officially).
+
+    The identity grids are cached per size and device.  Images and flows are warped in one call
+    (``grid_sample`` only parallelises over the batch).  When the warped image is only used
+    downscaled by an even ``k >= 4``, only the pixels that resize reads are warped, then
+    resized by 1/2 with the very same weights: bitwise the same result for far less work.
+    """
+
+    def __init__(self) -> None:
+        self._grids: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _grid(self, flows: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        _, _, h, w = flows.shape
+        key = (flows.device, h, w, k)
+        if key not in self._grids:
+            if k == 1:
+                xs = torch.linspace(-1.0, 1.0, w, device=flows.device).view(1, w).expand(h, w)
+                ys = torch.linspace(-1.0, 1.0, h, device=flows.device).view(h, 1).expand(h, w)
+                grid = torch.stack((xs, ys), -1).unsqueeze(0)  # (1, H, W, 2), x then y
+                half = torch.tensor([(w - 1.0) / 2.0, (h - 1.0) / 2.0], device=flows.device)
+            else:
+                grid, half = self._grid(flows, 1)
+                grid = _pick(grid.permute(0, 3, 1, 2), k).permute(0, 2, 3, 1).contiguous()
+            self._grids[key] = (grid, half)
+        return self._grids[key]
+
+    def __call__(self, images: torch.Tensor, flows: torch.Tensor, k: float = 1,
+                 size: tuple[int, int] | None = None) -> torch.Tensor:
+        """``images`` (N, C, H, W) sampled at pixel + ``flows`` (N, 2, H, W) (in pixels), then
+        resized by ``1 / k``; or, with ``size``, only its top-left ``size`` crop."""
+        flows = flows.float()
+        fast = k >= 4 and k == int(k) and int(k) % 2 == 0 and size is None
+        fast = fast and flows.shape[2] % int(k) == 0 and flows.shape[3] % int(k) == 0
+        grid, half = self._grid(flows, int(k) if fast else 1)
+        if fast:
+            flows = _pick(flows, int(k))
+        elif size is not None:
+            grid = grid[:, :size[0], :size[1]]
+            flows = flows[:, :, :size[0], :size[1]]
+        g = grid + flows.permute(0, 2, 3, 1) / half
+        out = F.grid_sample(images, g, mode="bilinear", padding_mode="border", align_corners=True)
+        return _resize(out, 0.5) if fast else _resize(out, 1.0 / k)
+
+
+def _warped(warp: _Warper, sources: torch.Tensor, flow: torch.Tensor, k: float,
+            size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Both frames of each sample warped by its 4-channel flow, as (N, 6, ...): warped 0 then
+    warped 1 (``sources`` holds 0, 1, 0, 1... so both warps are one call)."""
+    n, _, h, w = flow.shape
+    out = warp(sources, flow.reshape(2 * n, 2, h, w), k, size)
+    return out.reshape(n, 6, out.shape[2], out.shape[3])
+
+
+def _blend(warped: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The official merge ``w0 * m + w1 * (1 - m)``, ``m = sigmoid(mask)``, as one lerp."""
+    m = torch.sigmoid(mask[:, :, :size[0], :size[1]])
+    return torch.lerp(warped[:, 3:], warped[:, :3], m)
+
+
+def _swap(flow: torch.Tensor) -> torch.Tensor:
+    """Exchange the two flows of a 4-channel (to-0, to-1) flow tensor."""
+    return torch.cat((flow[:, 2:4], flow[:, :2]), 1)
+
+
+class _Block(nn.Module):
+    """Shared plumbing: precision of the convolutions and the channels-last layout.
+
+    ``forward(x, flow, scale)`` takes ``x`` already resampled to ``1 / scale`` of the full
+    resolution (callers share that work between timesteps) and ``flow`` at full resolution.
+    """
+
+    dtype = torch.float32
+
+    def set_precision(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self.to(dtype=dtype, memory_format=torch.channels_last)
+
+    def _head(self, x: torch.Tensor, flow: torch.Tensor | None, scale: float) -> torch.Tensor:
+        if flow is not None:
+            x = torch.cat((x, _resize(flow, 1.0 / scale) / scale), 1)
+        return x.to(dtype=self.dtype, memory_format=torch.channels_last)
+
+
+class IFBlockV4(_Block):
+    """One flow block of RIFE v4.0: two strided convs, 8 residual convs, a transposed conv."""
+
+    def __init__(self, cin: int, c: int) -> None:
+        super().__init__()
+        self.conv0 = nn.Sequential(_conv(cin, c // 2, 2), _conv(c // 2, c, 2))
+        self.convblock = nn.Sequential(*[_conv(c, c) for _ in range(8)])
+        self.lastconv = nn.ConvTranspose2d(c, 5, 4, 2, 1)
+
+    def forward(self, x, flow, scale):
+        feat = self.conv0(self._head(x, flow, scale))
+        feat = self.convblock(feat) + feat
+        out = self.lastconv(feat).float()
+        out[:, :4] *= scale * 2  # before upsampling: the same, exactly, for a power-of-two scale
+        out = _resize(out, scale * 2)
+        return out[:, :4], out[:, 4:5]
+
+
+class IFNetV4(nn.Module):
+    """RIFE v4.0 flow network (the official ``fastmode`` inference path, no refinement net)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block0 = IFBlockV4(7, 192)
+        self.block1 = IFBlockV4(8 + 4, 128)
+        self.block2 = IFBlockV4(8 + 4, 96)
+        self.block3 = IFBlockV4(8 + 4, 64)
+        self.warp = _Warper()
+        self.large_motion = 0  # how many frames took the large-motion path (for tests)
+
+    def set_precision(self, dtype: torch.dtype) -> None:
+        for block in (self.block0, self.block1, self.block2, self.block3):
+            block.set_precision(dtype)
+
+    def forward(self, img0: torch.Tensor, img1: torch.Tensor, times: Sequence[float],
+                scale: float = 1.0, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Frames at ``times`` between ``img0`` and ``img1`` (each (1, 3, H, W)): (T, 3, H, W),
+        or only their top-left ``size`` crop (the frame without its padding)."""
+        size = size or (img0.shape[2], img0.shape[3])
+        return self._run(img0, img1, list(times), [8 / scale, 4 / scale, 2 / scale, 1 / scale],
+                         check=True, size=size)
+
+    def _run(self, img0, img1, times, scales, check, size):
+        n = len(times)
+        _, _, h, w = img0.shape
+        sources = torch.cat((img0, img1), 0).repeat(n, 1, 1, 1)  # (2T, 3, H, W): 0, 1, 0, 1...
+        t = torch.tensor(times, dtype=torch.float32, device=img0.device).view(n, 1, 1, 1)
+
+        def stamp(x: torch.Tensor) -> torch.Tensor:  # the timestep plane at the size of x
+            return t.expand(n, 1, x.shape[2], x.shape[3])
+
+        pair = _resize(torch.cat((img0, img1), 1), 1.0 / scales[0]).expand(n, -1, -1, -1)
+        flow, mask = self.block0(torch.cat((pair, stamp(pair)), 1), None, scales[0])
+        for i, block in enumerate((self.block1, self.block2, self.block3), start=1):
+            small = _warped(self.warp, sources, flow, scales[i])
+            x = torch.cat((small, stamp(small), _resize(mask, 1.0 / scales[i])), 1)
+            df, dm = block(x, flow, scales[i])
+            if i == 1 and check:
+                peak = torch.maximum(df.amax((2, 3)), -df.amin((2, 3)))  # (T, 4): max |flow|
+                big = (peak[:, :2].amax(1) > LARGE_MOTION) & (peak[:, 2:].amax(1) > LARGE_MOTION)
+                if bool(big.any()):
+                    return self._large(img0, img1, times, scales, big.tolist(), size)
+            flow = flow + df
+            mask = mask + dm
+        return _blend(_warped(self.warp, sources, flow, 1, size), mask, size)
+
+    def _large(self, img0, img1, times, scales, big, size):
+        """The official large-motion rule, per frame: redo the frames whose block-1 flow update
+        exceeds the limit in both directions with every scale doubled (no second check)."""
+        self.large_motion += sum(big)
+        doubled = [s * 2 for s in scales]
+        if all(big):
+            return self._run(img0, img1, times, doubled, check=False, size=size)
+        out = [None] * len(times)
+        for flag, sel in ((True, doubled), (False, scales)):
+            idx = [k for k, b in enumerate(big) if b == flag]
+            part = self._run(img0, img1, [times[k] for k in idx], sel, check=not flag, size=size)
+            for j, k in enumerate(idx):
+                out[k] = part[j]
+        return torch.stack(out)
+
+
+class IFBlockHD(_Block):
+    """One flow block of RIFE HDv3: two strided convs, 4 residual pairs, two transposed heads."""
+
+    def __init__(self, cin: int, c: int) -> None:
+        super().__init__()
+        self.conv0 = nn.Sequential(_conv(cin, c // 2, 2), _conv(c // 2, c, 2))
+        for k in range(4):
+            setattr(self, f"convblock{k}", nn.Sequential(_conv(c, c), _conv(c, c)))
+        self.conv1 = nn.Sequential(nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.PReLU(c // 2),
+                                   nn.ConvTranspose2d(c // 2, 4, 4, 2, 1))
+        self.conv2 = nn.Sequential(nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.PReLU(c // 2),
+                                   nn.ConvTranspose2d(c // 2, 1, 4, 2, 1))
+
+    def forward(self, x, flow, scale):
+        feat = self.conv0(self._head(x, flow, scale))
+        feat = self.convblock0(feat) + feat
+        feat = self.convblock1(feat) + feat
+        feat = self.convblock2(feat) + feat
+        feat = self.convblock3(feat) + feat
+        flow = _resize(self.conv1(feat).float() * scale, scale)
+        mask = _resize(self.conv2(feat).float(), scale)
+        return flow, mask
+
+
+class IFNetHD(nn.Module):
+    """RIFE HDv3 flow network: t = 0.5, each block run forwards and backwards and averaged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block0 = IFBlockHD(7 + 4, 90)
+        self.block1 = IFBlockHD(7 + 4, 90)
+        self.block2 = IFBlockHD(7 + 4, 90)
+        self.warp = _Warper()
+
+    def set_precision(self, dtype: torch.dtype) -> None:
+        for block in (self.block0, self.block1, self.block2):
+            block.set_precision(dtype)
+
+    def forward(self, img0: torch.Tensor, img1: torch.Tensor, scale: float = 1.0,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Midpoints of N pairs, ``img0`` and ``img1`` (N, 3, H, W) each: (N, 3, H, W), or
+        only their top-left ``size`` crop."""
+        n, _, h, w = img0.shape
+        scales = [4 / scale, 2 / scale, 1 / scale]
+        size = size or (h, w)
+        sources = torch.stack((img0, img1), 1).view(2 * n, 3, h, w)  # 0, 1, 0, 1...
+        small = _resize(torch.cat((img0, img1), 1), 1.0 / scales[0])
+        flow = mask = None
+        for i, block in enumerate((self.block0, self.block1, self.block2)):
+            s = scales[i]
+            if mask is None:  # the official starts from zero flow and mask
+                small_mask = small.new_zeros(n, 1, small.shape[2], small.shape[3])
+                zeros = small.new_zeros(n, 4, small.shape[2], small.shape[3])
+                x = torch.cat((torch.cat((small, small_mask, zeros), 1),
+                               torch.cat((small[:, 3:], small[:, :3], small_mask, zeros), 1)), 0)
+                f, m = block(x, None, s)
+            else:
+                # forward direction (0, 1, mask) and backward (1, 0, -mask) as one batch
+                small_mask = _resize(mask, 1.0 / s)
+                x = torch.cat((torch.cat((small, small_mask), 1),
+                               torch.cat((small[:, 3:], small[:, :3], -small_mask), 1)), 0)
+                f, m = block(x, torch.cat((flow, _swap(flow)), 0), s)
+            df = (f[:n] + _swap(f[n:])) / 2
+            dm = (m[:n] + (-m[n:])) / 2
+            flow = df if flow is None else flow + df
+            mask = dm if mask is None else mask + dm
+            if i < 2:
+                small = _warped(self.warp, sources, flow, scales[i + 1])
+        return _blend(_warped(self.warp, sources, flow, 1, size), mask, size)
+
+
+# --------------------------------------------------------------------------------------------
+# interpolators
+
+
+def _precision(options: ModelOptions, device: torch.device) -> torch.dtype:
+    if options.precision not in _DTYPES:
+        raise ValueError(f"unknown precision {options.precision!r} (choose fp32, bf16 or fp16)")
+    if options.precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision 'fp16' needs a CUDA device, not {device.type!r}; "
+                         "use 'bf16' or 'fp32' instead")
+    return _DTYPES[options.precision]
+
+
+class _Rife(Interpolator):
+    """Frame conversion, padding and the input cache shared by both RIFE variants."""
+
+    #: spatial sizes are padded to a multiple of ``max(align, align / scale)``, as officially
+    align = 128
+
+    def __init__(self, net: nn.Module, options: ModelOptions) -> None:
+        if options.scale not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(map(str, SCALES))}, "
+                             f"not {options.scale}")
+        self.device = torch.device(options.device)
+        self.dtype = _precision(options, self.device)
+        self.scale = float(options.scale)
+        self.multiple = max(self.align, int(self.align / self.scale))
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        net.eval().requires_grad_(False).to(self.device)
+        net.set_precision(self.dtype)
+        self.net = net
+        self._cache: list[tuple[Frame, np.ndarray, torch.Tensor]] = []
+
+    def reset(self) -> None:
+        self._cache = []
+
+    def _tensor(self, frame: Frame) -> torch.Tensor:
+        """The padded (1, 3, H', W') float32 tensor of a frame; the last two are cached, so the
+        frame shared by consecutive pairs is converted once (checked by identity and a sample
+        of its pixels, so a buffer refilled in place is never mistaken for the old frame)."""
+        probe = frame.reshape(-1)[::1009].copy() if frame.flags.c_contiguous else None
+        for cached, cached_probe, tensor in self._cache:
+            if cached is frame and probe is not None and np.array_equal(cached_probe, probe):
+                return tensor
+        h, w = frame.shape[:2]
+        ph = -(-h // self.multiple) * self.multiple
+        pw = -(-w // self.multiple) * self.multiple
+        x = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
+        x = x.to(self.device).permute(2, 0, 1).unsqueeze(0)
+        x = F.pad(x, (0, pw - w, 0, ph - h)).contiguous()
+        if probe is not None:
+            self._cache = self._cache[-1:] + [(frame, probe, x)]
+        return x
+
+    @staticmethod
+    def _frames(out: torch.Tensor, h: int, w: int) -> list[Frame]:
+        arr = out[:, :, :h, :w].clamp(0, 1).permute(0, 2, 3, 1).float().contiguous().cpu().numpy()
+        return list(arr)
+
+
+class Rife(_Rife):
+    """RIFE v4.0: any timestep; the timesteps of one pair run as one batch."""
+
+    def __init__(self, net: IFNetV4, options: ModelOptions) -> None:
+        super().__init__(net, options)
+
+    def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
+        f0, f1 = window
+        h, w = f0.shape[:2]
+        out: list[Frame | None] = [None] * len(times)
+        todo = []
+        for k, t in enumerate(times):
+            if t == 0:
+                out[k] = np.array(f0, dtype=np.float32)
+            else:
+                todo.append(k)
+        if todo:
+            x0, x1 = self._tensor(f0), self._tensor(f1)
+            with torch.inference_mode():
+                for start in range(0, len(todo), MAX_BATCH):
+                    chunk = todo[start:start + MAX_BATCH]
+                    y = self.net(x0, x1, [float(times[k]) for k in chunk], self.scale, (h, w))
+                    for k, frame in zip(chunk, self._frames(y, h, w)):
+                        out[k] = frame
+        return out
+
+
+class _Node:
+    """A bisection midpoint, recorded first and computed later one depth at a time."""
+
+    __slots__ = ("a", "b", "depth", "value")
+
+    def __init__(self, a: "_Node", b: "_Node", depth: int = 0, value=None) -> None:
+        self.a, self.b, self.depth, self.value = a, b, depth, value
+
+
+class RifeHD(_Rife):
+    """RIFE HDv3: t = 0.5 per pass; other timesteps by :func:`bisect_times`."""
+
+    align = 32
+
+    def __init__(self, net: IFNetHD, options: ModelOptions) -> None:
+        super().__init__(net, options)
+
+    def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
+        f0, f1 = window
+        h, w = f0.shape[:2]
+        # plan the bisection with symbolic frames, then run every depth as one batch
+        start, end = _Node(None, None), _Node(None, None)
+        nodes: list[_Node] = []
+
+        def midpoint(a: _Node, b: _Node) -> _Node:
+            nodes.append(_Node(a, b, max(a.depth, b.depth) + 1))
+            return nodes[-1]
+
+        picked = bisect_times(midpoint, start, end, list(times))
+        if nodes:
+            start.value, end.value = self._tensor(f0), self._tensor(f1)
+        with torch.inference_mode():
+            deepest = max((n.depth for n in nodes), default=0)
+            for depth in range(1, deepest + 1):
+                level = [n for n in nodes if n.depth == depth]
+                # a midpoint that feeds a deeper one keeps its padding, as officially
+                size = (h, w) if depth == deepest else None
+                for i in range(0, len(level), MAX_BATCH):
+                    part = level[i:i + MAX_BATCH]
+                    y = self.net(torch.cat([n.a.value for n in part]),
+                                 torch.cat([n.b.value for n in part]), self.scale, size)
+                    for n, value in zip(part, y.split(1)):
+                        n.value = value
+        out = []
+        for node in picked:
+            if node is start or node is end:
+                out.append(np.array(f0 if node is start else f1, dtype=np.float32))
+            else:
+                out.append(self._frames(node.value, h, w)[0])
+        return out
+
+
+def _load(net: nn.Module, name: str, options: ModelOptions, ignore: tuple[str, ...]) -> nn.Module:
+    path = weights.locate(name, options.weights)
+    weights.load_into(net, weights.load_checkpoint(path), ignore=ignore)
+    return net
+
+
+def _make_rife(options: ModelOptions) -> Rife:
+    return Rife(_load(IFNetV4(), "rife-v4.0", options, V4_IGNORED), options)
+
+
+def _make_rife_hd(options: ModelOptions) -> RifeHD:
+    return RifeHD(_load(IFNetHD(), "rife-hdv3", options, HD_IGNORED), options)
+
+
+Rife.spec = register(ModelSpec(
+    name="rife",
+    summary="RIFE v4.0 (Practical-RIFE): fast, any timestep; the default",
+    factory=_make_rife,
+    window=2,
+    timesteps="any",
+    weights=("rife-v4.0",),
+    devices=("cpu", "cuda", "mps"),
+    aliases=("rife-v4", "rife-v4.0"),
+))
+
+RifeHD.spec = register(ModelSpec(
+    name="rife-hd",
+    summary="RIFE HDv3 (ECCV2022-RIFE): t = 0.5 per pass, other timesteps by bisection",
+    factory=_make_rife_hd,
+    window=2,
+    timesteps="midpoint",
+    weights=("rife-hdv3",),
+    devices=("cpu", "cuda", "mps"),
+    aliases=("rife-hdv3",),
+))
