@@ -33,7 +33,6 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -250,7 +249,6 @@ def _build(case: Case, device: str):
 
 def run_case(case: Case, device: str, settings: Settings, sample: Path, clips: dict) -> dict:
     """Measure one case in this process (called in a fresh subprocess by :func:`run`)."""
-    import numpy as np
     import torch  # noqa: F401  (imported before the baseline, as every model run has it)
 
     from . import api, interpolator  # noqa: F401

@@ -370,7 +370,8 @@ def _eval_table(records, factor) -> None:
     table = Table(title=title)
     for column in ("model", "clip", "frames", "PSNR dB", "SSIM", *(["IE"] if has_ie else []),
                    "model s", "ms/frame"):
-        table.add_column(column, justify="left" if column in ("model", "clip") else "right")
+        table.add_column(column, justify="left" if column in ("model", "clip") else "right",
+                         no_wrap=column in ("model", "clip"))
     for r in shown:
         if r["frames"] == 0:
             table.add_row(r["model"], r["clip"], "0", "-", "-", *(["-"] if has_ie else []),

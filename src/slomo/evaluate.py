@@ -236,7 +236,7 @@ def find_clips(source: str | Path, factor: int = 2, limit: int | None = None) ->
     if not videos:
         raise EvalError(f"{path}: no videos, Middlebury other-data/other-gt-interp, "
                         "or Vimeo-90K sequences/ here")
-    return [_video_clip(v, factor, limit) for v in videos[:limit]]
+    return [_video_clip(v, factor, limit) for v in videos]
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,7 +375,10 @@ def load_model(name: str, factor: int, device: str = "auto", scale: float = 1.0,
     options = interpolator.ModelOptions(
         device=resolve_device(device) if spec.weights else "cpu",
         weights=Path(weights) if weights else None, scale=scale, factor=factor)
-    return spec.factory(options)
+    model = spec.factory(options)
+    if getattr(model, "spec", None) is None:  # a factory's object may not carry its spec
+        model.spec = spec
+    return model
 
 
 def overall(model: str, results: Sequence[Result]) -> Result:
