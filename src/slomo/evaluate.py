@@ -405,9 +405,11 @@ def plot(per_model: dict[str, list[Result]], path: Path) -> Path:
         raise EvalError(f"{path}: --plot needs matplotlib (pip install 'slomo[plot]')") from None
     fig, ax = plt.subplots(figsize=(10, 4.5))
     boundaries = []
+    single = all(len(results) == 1 for results in per_model.values())
     for model, results in per_model.items():
         values = [f.psnr for r in results for f in r.frames]
-        ax.plot(range(len(values)), values, label=model, linewidth=1)
+        x = [f.index for f in results[0].frames] if single else range(len(values))
+        ax.plot(x, values, label=model, linewidth=1, marker="." if len(values) < 80 else None)
         if not boundaries:
             n = 0
             for r in results[:-1]:
@@ -415,7 +417,8 @@ def plot(per_model: dict[str, list[Result]], path: Path) -> Path:
                 boundaries.append(n - 0.5)
     for b in boundaries[:50]:
         ax.axvline(b, color="0.85", linewidth=0.5)
-    ax.set_xlabel("rebuilt frame")
+    ax.set_xlabel(f"frame of {next(iter(per_model.values()))[0].clip}" if single
+                  else "rebuilt frame (clips one after another)")
     ax.set_ylabel("PSNR (dB)")
     ax.legend()
     ax.grid(alpha=0.3)
