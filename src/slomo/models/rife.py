@@ -13,9 +13,12 @@ load the authors' checkpoints unchanged.  Parts of the checkpoints that inferenc
 dropped by name, and every other key must fit exactly.
 
 Speed, compared with the official forward: inference mode, channels-last convolutions, cached
-sampling grids, one ``grid_sample`` for both warps, both directions of ``rife-hd`` in one batch,
-no full-resolution resampling where the scale is 1, and optional bfloat16 convolutions (flows,
-warps and blending stay float32, so the warped pixels are as precise as in float32).
+sampling grids, one ``grid_sample`` for both warps (it only parallelises over the batch), only
+the pixels a following downscale reads are warped, both directions of ``rife-hd`` in one batch,
+no resampling at factor 1, padding cropped before the last warp, and optional bfloat16 weights
+(``precision="bf16"``: convolutions in bfloat16 through oneDNN; flows, warps and blending stay
+float32, so sampling positions keep full precision).  torch.compile was tried and left out: on
+CPU it took a minute to compile and ran the warps slower.
 """
 
 from __future__ import annotations
@@ -110,7 +113,7 @@ class _Warper:
         elif size is not None:
             grid = grid[:, :size[0], :size[1]]
             flows = flows[:, :, :size[0], :size[1]]
-        g = grid + flows.permute(0, 2, 3, 1) / half
+        g = torch.addcdiv(grid, flows.permute(0, 2, 3, 1), half)  # grid + flow / half, one pass
         out = F.grid_sample(images, g, mode="bilinear", padding_mode="border", align_corners=True)
         return _resize(out, 0.5) if fast else _resize(out, 1.0 / k)
 
@@ -371,9 +374,6 @@ class _Rife(Interpolator):
 class Rife(_Rife):
     """RIFE v4.0: any timestep; the timesteps of one pair run as one batch."""
 
-    def __init__(self, net: IFNetV4, options: ModelOptions) -> None:
-        super().__init__(net, options)
-
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
         f0, f1 = window
         h, w = f0.shape[:2]
@@ -408,9 +408,6 @@ class RifeHD(_Rife):
     """RIFE HDv3: t = 0.5 per pass; other timesteps by :func:`bisect_times`."""
 
     align = 32
-
-    def __init__(self, net: IFNetHD, options: ModelOptions) -> None:
-        super().__init__(net, options)
 
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
         f0, f1 = window
