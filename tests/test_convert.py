@@ -131,3 +131,13 @@ def test_rotation_is_kept(tmp_path):
     with av.open(out.output) as container:
         frame = next(container.decode(video=0))
         assert frame.rotation == 90
+
+
+def test_default_model_is_rife_with_its_real_weights(tmp_path):
+    full = moving_frames(9, size=(160, 96), motion=(4, 1))
+    half = write_clip(tmp_path / "half.mp4", full[::2], fps=12.5, pix_fmt="yuv444p")
+    result = slomo.convert(half, tmp_path / "out.mkv", factor=2, codec="ffv1", pix_fmt="yuv444p")
+    assert result.model == "rife" and result.frames_out == 10
+    rebuilt, _, _ = read_video(result.output)
+    scores = [psnr(rebuilt[i][8:-8, 8:-8], full[i][8:-8, 8:-8]) for i in (1, 3, 5, 7)]
+    assert min(scores) > 40, scores
