@@ -113,9 +113,8 @@ def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, 
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "json_out", is_flag=True, help="A JSON summary on stdout.")
 @click.option("--debug", is_flag=True, help="Tracebacks on errors.")
-def convert_command(inputs, output, factor, fps, slowmo, model, weights, deblur, scale, device,
-                    precision, codec, crf, preset, pix_fmt, no_audio, scene_threshold,
-                    no_scene_detect, dedup, max_fps, deinterlace, input_fps, recursive, overwrite, quiet, json_out, debug):
+def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_scene_detect,
+                    recursive, quiet, json_out, debug, **settings):
     """Convert videos, folders of videos or image sequences."""
     from . import api, io
     from .weights import WeightsError
@@ -155,13 +154,9 @@ def convert_command(inputs, output, factor, fps, slowmo, model, weights, deblur,
                                     rate=done / elapsed if elapsed else 0.0)
 
             try:
-                result = api.convert(
-                    src, output, factor=factor, fps=fps, slowmo=slowmo, model=model,
-                    weights=weights, scale=scale, device=device, precision=precision, codec=codec,
-                    crf=crf, preset=preset, pix_fmt=pix_fmt, audio=not no_audio,
-                    scene_detect=not no_scene_detect, scene_threshold=scene_threshold,
-                    overwrite=overwrite, input_fps=input_fps, dedup=dedup, max_fps=max_fps,
-                    deinterlace=deinterlace, on_progress=on_progress)
+                result = api.convert(src, output, factor=factor, fps=fps, model=model,
+                                     audio=not no_audio, scene_detect=not no_scene_detect,
+                                     on_progress=on_progress, **settings)
             except api.UsageError as exc:
                 if debug:
                     traceback.print_exc()
