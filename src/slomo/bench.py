@@ -59,7 +59,7 @@ class Settings:
     model_budget: float = 6.0  # seconds of timed calls aimed at, within those bounds
     pipeline_runs: tuple[int, int] = (2, 3)
     pipeline_budget: float = 20.0
-    pipeline_frames: int = 8  # frames of the pipeline clip
+    pipeline_frames: int = 6  # frames of the pipeline clip
     timeout: float = 900.0  # per case
 
 
@@ -82,6 +82,7 @@ class Plan:
     settings: Settings
     skipped: list[dict] = field(default_factory=list)  # decided before running
     sample: Path | None = None
+    load_before: float | None = None  # 1-minute load average when the run started
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,7 +245,7 @@ def _build(case: Case, device: str):
     spec = interpolator.get_spec(case.model)
     options = interpolator.ModelOptions(device=device if spec.weights else "cpu",
                                         scale=case.scale, factor=2)
-    return spec, spec.factory(options)
+    return spec, interpolator.create(spec.name, options)
 
 
 def run_case(case: Case, device: str, settings: Settings, sample: Path, clips: dict) -> dict:
@@ -317,6 +318,8 @@ def _sync(device: str) -> None:
 def run(plan: Plan, on_result: Callable[[str], None] | None = None) -> list[dict]:
     """Run every case of ``plan`` in its own subprocess; records in plan order."""
     plan.sample = plan.sample or sample_path()
+    if hasattr(os, "getloadavg"):
+        plan.load_before = round(os.getloadavg()[0], 2)
     results: list[dict] = list(plan.skipped)
     skipped_models: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="slomo-bench-") as tmp:
@@ -395,6 +398,8 @@ def machine() -> dict:
             "pyav": av.__version__, "opencv": cv2.__version__, "python": platform.python_version(),
             "os": f"{platform.system()} {platform.release()}",
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    if hasattr(os, "getloadavg"):
+        info["load"] = round(os.getloadavg()[0], 2)
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -407,6 +412,11 @@ def _rows(results: list[dict]):
         if r.get("size") and "skipped" not in r:
             rows.setdefault((r["model"], r["size"], r.get("scale", 1.0)), {})[r["mode"]] = r
     return rows
+
+
+def _ms(seconds: float) -> str:
+    ms = 1000 * seconds
+    return f"{ms:.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 1 else f"{ms:.2f}"
 
 
 def _cell(record: dict | None, key: str, fmt: str) -> str:
@@ -453,6 +463,14 @@ def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
         f"- device: {plan.device}" + (f" ({info['gpu']})" if info.get("gpu") else ""),
         f"- torch {info['torch']}, PyAV {info['pyav']}, OpenCV {info['opencv']}, "
         f"Python {info['python']}, {info['os']}",
+    ]
+    if plan.load_before is not None:
+        busy = plan.load_before > 0.5 * (info["cores"] or 1)
+        lines.append(f"- load average (1 min): {plan.load_before:g} when the run started, "
+                     f"{info['load']:g} at its end"
+                     + (" -- **the machine was busy with other work: timings are pessimistic**"
+                        if busy or info["load"] > 0.5 * (info["cores"] or 1) else ""))
+    lines += [
         "",
         "## Method",
         "",
@@ -477,7 +495,7 @@ def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
     ]
     for (model, size, scale), modes in _rows(results).items():
         m, p = modes.get("model"), modes.get("pipeline")
-        ms = "-" if m is None or "error" in m else f"{1000 * m['seconds_per_frame']:.0f}"
+        ms = "-" if m is None or "error" in m else _ms(m["seconds_per_frame"])
         lines.append(f"| {model} | {size} | {scale:g} | {_cell(m, 'fps', '.2f')} | {ms} | "
                      f"{_cell(m, 'memory_mb', '.0f')} | {_cell(p, 'fps', '.2f')} | "
                      f"{_cell(p, 'memory_mb', '.0f')} |")
