@@ -375,10 +375,7 @@ def load_model(name: str, factor: int, device: str = "auto", scale: float = 1.0,
     options = interpolator.ModelOptions(
         device=resolve_device(device) if spec.weights else "cpu",
         weights=Path(weights) if weights else None, scale=scale, factor=factor)
-    model = spec.factory(options)
-    if getattr(model, "spec", None) is None:  # a factory's object may not carry its spec
-        model.spec = spec
-    return model
+    return interpolator.create(spec.name, options)
 
 
 def overall(model: str, results: Sequence[Result]) -> Result:
