@@ -221,7 +221,7 @@ def _checked_spec(model: str, factor: int | None, rate: Fraction | None) -> inte
 def _stages(spec: interpolator.ModelSpec, options: interpolator.ModelOptions,
             timeline: pipeline.Timeline, factor: int | None) -> list[pipeline.Stage]:
     """The model passes of a run: one, or for a deblurring model its own 1x/2x, then RIFE."""
-    net = spec.factory(options)
+    net = interpolator.create(spec.name, options)
     if not spec.restores_keyframes:
         return [(net, timeline)]
     if factor is not None and factor <= 2:

@@ -125,9 +125,11 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def create(name: str, options: ModelOptions | None = None) -> Interpolator:
-    """Build a ready-to-run interpolator by name."""
+    """Build a ready-to-run interpolator by name; it carries its spec as ``.spec``."""
     spec = get_spec(name)
-    return spec.factory(options or ModelOptions())
+    model = spec.factory(options or ModelOptions())
+    model.spec = spec
+    return model
 
 
 def bisect_times(
