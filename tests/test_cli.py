@@ -90,7 +90,7 @@ def test_truncated_file_is_converted_as_far_as_it_goes(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["-f", "1"], ["-f", "0"], ["--fps", "abc"], ["-m", "nope"],
-                                  ["-f", "2", "--fps", "60"], ["--scale", "2"]])
+                                  ["-f", "2", "--fps", "60"], ["--scale", "2"], ["--device", "gpu"]])
 def test_usage_errors_exit_2(clip, args):
     code, _, err = slomo(clip, *args)
     assert code == 2 and "slomo: error" in err or "Error" in err

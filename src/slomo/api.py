@@ -66,6 +66,8 @@ def resolve_device(device: str) -> str:
     """``auto`` becomes the best available torch device; explicit ones are checked."""
     if device == "cpu":
         return device
+    if device not in ("auto", "mps") and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise UsageError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N, mps)")
     import torch
 
     if device == "auto":
