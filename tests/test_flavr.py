@@ -9,6 +9,7 @@ authors' on-disk format and loads them through slomo's normal path.
 
 from __future__ import annotations
 
+import math
 import zlib
 from pathlib import Path
 
@@ -35,18 +36,11 @@ def deterministic_state(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[s
         shape = tuple(shapes[key])
         gen = torch.Generator().manual_seed(seed + zlib.crc32(key.encode()))
         if len(shape) > 1:
-            std = (math_prod(shape) / shape[0]) ** -0.5
+            std = (math.prod(shape) / shape[0]) ** -0.5
         else:
             std = 0.02
         state[key] = torch.randn(shape, generator=gen, dtype=torch.float32) * std
     return state
-
-
-def math_prod(shape) -> int:
-    out = 1
-    for s in shape:
-        out *= int(s)
-    return out
 
 
 def save_official(state: dict[str, torch.Tensor], path: Path) -> Path:
@@ -199,3 +193,19 @@ def test_spans_cover_and_align():
         for (s, e), w in zip(spans, weights_):
             total[s:e] += w
         assert total.min() > 0.99 - 1e-9 or len(spans) == 1
+
+
+def test_end_to_end_8x_through_convert(tmp_path):
+    """``slomo clip.mp4 --model flavr --factor 8 --weights FLAVR_8x.pth``, with audio."""
+    import slomo
+    from conftest import audio_track, moving_frames, read_video, write_clip
+
+    checkpoint = save_official(deterministic_state(shapes_for(8), 0), tmp_path / "FLAVR_8x.pth")
+    src = write_clip(tmp_path / "clip.mp4", moving_frames(4, size=(64, 48)))
+    result = slomo.convert(src, tmp_path / "out.mp4", factor=8, model="flavr", weights=checkpoint)
+    frames, times, info = read_video(result.output)
+    assert len(frames) == result.frames_out == 32 and info["rate"] == 200
+    assert times == pytest.approx([i / 200 for i in range(32)], abs=1e-6)
+    assert len(audio_track(result.output)[0]) == len(audio_track(src)[0])
+    with pytest.raises(slomo.api.UsageError, match="use --model rife"):
+        slomo.convert(src, tmp_path / "bad.mp4", factor=3, model="flavr", weights=checkpoint)

@@ -183,3 +183,28 @@ def test_interlaced_input_is_deinterlaced_on_request(tmp_path, caplog):
     assert "interlaced" in caplog.text
     result = slomo.convert(src, tmp_path / "out.mp4", factor=2, model="blend", deinterlace=True)
     assert result.frames_in == 6 and result.frames_out == 12
+
+
+def test_subtitles_are_copied(tmp_path):
+    video = write_clip(tmp_path / "v.mkv", moving_frames(10), audio=False)
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,200\nhello\n\n2\n00:00:00,200 --> 00:00:00,380\nworld\n")
+    joined = tmp_path / "joined.mkv"
+    with av.open(str(video)) as v, av.open(str(srt)) as s, av.open(str(joined), "w") as out:
+        vs = out.add_stream_from_template(v.streams.video[0])
+        ss = out.add_stream_from_template(s.streams[0])
+        for container, stream in ((v, vs), (s, ss)):
+            for packet in container.demux():
+                if packet.dts is not None:
+                    packet.stream = stream
+                    out.mux(packet)
+    result = slomo.convert(joined, tmp_path / "out.mkv", factor=2, model="blend")
+    with av.open(result.output) as container:
+        assert [s.codec_context.name for s in container.streams.subtitles] == ["srt"]
+        texts = [bytes(p) for p in container.demux(container.streams.subtitles[0]) if p.dts is not None]
+    assert texts == [b"hello", b"world"]
+    slow = slomo.convert(joined, tmp_path / "slow.mkv", factor=2, slowmo=True, model="blend")
+    with av.open(slow.output) as container:
+        stream = container.streams.subtitles[0]
+        starts = [float(p.pts * p.time_base) for p in container.demux(stream) if p.dts is not None]
+    assert starts == pytest.approx([0.0, 0.4], abs=0.002)  # stretched with the video

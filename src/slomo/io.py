@@ -56,7 +56,7 @@ class VideoInfo:
     colorspace: int = 2
     rotation: int = 0
     sample_aspect_ratio: Fraction | None = None
-    has_audio: bool = False
+    side_streams: bool = False  # audio or subtitles to carry over
     is_sequence: bool = False
 
 
@@ -132,7 +132,7 @@ class VideoReader:
             color_trc=int(cc.color_trc),
             colorspace=int(cc.colorspace),
             sample_aspect_ratio=Fraction(sar) if sar else None,
-            has_audio=bool(self._container.streams.audio),
+            side_streams=bool(self._container.streams.audio or self._container.streams.subtitles),
         )
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
@@ -306,8 +306,8 @@ class VideoWriter:
             raise MediaError(f"cannot write {self.dst.suffix or 'this'} files ({_ffmpeg_reason(exc)})") from None
         try:
             self._video = self._add_video(codec, rate / time_scale, options)
-            self._audio = _AudioCopier(info, self._out, audio_codec, time_scale) if (
-                options.audio and info.has_audio and not info.is_sequence) else None
+            self._side = _StreamCopier(info, self._out, audio_codec, time_scale, options.audio) if (
+                info.side_streams and not info.is_sequence) else None
         except Exception:
             self.abort()
             raise
@@ -349,8 +349,8 @@ class VideoWriter:
         vf.color_range = self.info.color_range
         vf.pts = round(time * self.time_scale / self.time_base)
         vf.time_base = self.time_base
-        if self._audio:
-            self._audio.mux_until(time * self.time_scale)
+        if self._side:
+            self._side.mux_until(time * self.time_scale)
         for packet in self._video.encode(vf):
             self._out.mux(packet)
         self._frames += 1
@@ -360,8 +360,8 @@ class VideoWriter:
         try:
             for packet in self._video.encode(None):
                 self._out.mux(packet)
-            if self._audio:
-                self._audio.mux_until(None)
+            if self._side:
+                self._side.mux_until(None)
             self._out.close()
         except BaseException:
             self.abort()
@@ -383,22 +383,25 @@ def _limit(rate: Fraction) -> Fraction:
     return rate.limit_denominator(1_000_000)
 
 
-class _AudioCopier:
+class _StreamCopier:
     """Copies (or re-encodes) the source's audio and subtitle streams into the output."""
 
-    def __init__(self, info: VideoInfo, out, audio_codec: str, time_scale: Fraction):
+    def __init__(self, info: VideoInfo, out, audio_codec: str, time_scale: Fraction, audio: bool):
         self._src = av.open(info.path, metadata_errors="ignore")
         self._out = out
         self._scale = time_scale
         self._routes = {}
         for stream in self._src.streams:
-            if stream.type == "audio":
+            if stream.type == "audio" and audio:
                 self._routes[stream.index] = self._audio_route(stream, audio_codec)
-            elif stream.type == "subtitle" and time_scale == 1 and stream.codec_context.name in out.supported_codecs:
+            elif stream.type == "subtitle" and stream.codec_context.name in out.supported_codecs:
                 self._routes[stream.index] = ("copy", out.add_stream_from_template(stream), None)
+            elif stream.type == "subtitle":
+                log.warning("%s: %s subtitles cannot go into %s; dropped", info.path,
+                            stream.codec_context.name, out.format.name)
         self._packets = self._src.demux([s for s in self._src.streams if s.index in self._routes])
         self._pending = None
-        self._finished = False
+        self._finished = not self._routes
 
     def _audio_route(self, stream, audio_codec: str):
         name = stream.codec_context.name
@@ -437,6 +440,10 @@ class _AudioCopier:
         if kind == "copy":
             if packet.dts is None and packet.pts is None:
                 return
+            if self._scale != 1:  # slow motion: subtitles stay with their scenes
+                packet.pts = round(packet.pts * self._scale) if packet.pts is not None else None
+                packet.dts = round(packet.dts * self._scale) if packet.dts is not None else None
+                packet.duration = round(packet.duration * self._scale)
             packet.stream = stream
             self._out.mux(packet)
             return
