@@ -29,18 +29,10 @@ import av.filter
 import numpy as np
 
 from slomo import interpolator, io, pipeline, samples
+from slomo.evaluate import psnr, to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 FILTER = "mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1"
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 100.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
-
-def to8(frame: np.ndarray) -> np.ndarray:
-    return (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def minterpolate(frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
@@ -55,7 +47,7 @@ def minterpolate(frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
     graph.configure()
     inputs = []
     for i, frame in enumerate(frames):
-        vf = av.VideoFrame.from_ndarray(to8(frame), format="rgb24").reformat(format="yuv444p")
+        vf = av.VideoFrame.from_ndarray(to_uint8(frame), format="rgb24").reformat(format="yuv444p")
         vf.pts, vf.time_base = i, Fraction(1, 1)
         inputs.append(vf)
     out = []
@@ -75,7 +67,7 @@ def slomo_flow(frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
     model = interpolator.create("flow")
     timed = [(Fraction(i), f) for i, f in enumerate(frames)]
     started = time.perf_counter()
-    out = [to8(f) for _, f in pipeline.schedule(timed, model, pipeline.FactorTimeline(2),
+    out = [to_uint8(f) for _, f in pipeline.schedule(timed, model, pipeline.FactorTimeline(2),
                                                 lambda t: Fraction(1), pipeline.SceneDetector())]
     return out, time.perf_counter() - started
 
@@ -86,7 +78,7 @@ def main(clips: list[str]) -> None:
         frames = [f for _, f in reader.frames()]
         reader.close()
         kept = frames[0::2]
-        truth = {2 * i + 1: to8(frames[2 * i + 1]) for i in range(len(kept) - 1)}
+        truth = {2 * i + 1: to_uint8(frames[2 * i + 1]) for i in range(len(kept) - 1)}
         print(f"{Path(clip).name}: {frames[0].shape[1]}x{frames[0].shape[0]}, every other frame dropped")
         results = {name: run(kept) for name, run in (("slomo flow", slomo_flow),
                                                      ("minterpolate (stream)", minterpolate))}
