@@ -208,3 +208,11 @@ def test_subtitles_are_copied(tmp_path):
         stream = container.streams.subtitles[0]
         starts = [float(p.pts * p.time_base) for p in container.demux(stream) if p.dts is not None]
     assert starts == pytest.approx([0.0, 0.4], abs=0.002)  # stretched with the video
+
+
+def test_anamorphic_sample_aspect_ratio_is_kept(tmp_path):
+    src = write_clip(tmp_path / "anamorphic.mp4", moving_frames(4), audio=False,
+                     color={"sample_aspect_ratio": Fraction(4, 3)})
+    out = slomo.convert(src, tmp_path / "out.mp4", factor=2, model="blend").output
+    with av.open(out) as container:
+        assert container.streams.video[0].sample_aspect_ratio == Fraction(4, 3)
