@@ -83,6 +83,14 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def model_options(spec: interpolator.ModelSpec, device: str = "auto",
+                  weights: str | os.PathLike | None = None, **fields) -> interpolator.ModelOptions:
+    """Model options as a run builds them: the device resolved for models with weights (the
+    classical ones run on the CPU and need no torch), ``weights`` as a path."""
+    return interpolator.ModelOptions(device=resolve_device(device) if spec.weights else "cpu",
+                                     weights=Path(weights) if weights else None, **fields)
+
+
 def default_output(src: str, factor: int | None, fps: Fraction | None, slowmo: bool,
                    folder: Path | None = None) -> Path:
     """``<stem>.<factor>x.<ext>`` beside the input (``<stem>.slowmo<factor>x.<ext>`` for slow motion)."""
@@ -189,10 +197,8 @@ def convert(
         if fixed and _fixed_factor_mismatch(spec, rate, info):
             raise UsageError(f"model {spec.name} only makes {', '.join(map(str, spec.factors))}x; "
                              "use --model rife for other rates")
-        options = interpolator.ModelOptions(
-            device=resolve_device(device) if spec.weights else "cpu",
-            weights=Path(weights) if weights else None, scale=scale, precision=precision,
-            factor=factor or 2)
+        options = model_options(spec, device, weights, scale=scale, precision=precision,
+                                factor=factor or 2)
         timing = _timing(info, factor, rate, slowmo, dedup,
                          parse_rate(max_fps) if max_fps is not None else None)
         stages = _stages(spec, options, timing[0], factor if rate is None else None)

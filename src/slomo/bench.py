@@ -183,33 +183,24 @@ def sample_frames(sample: Path, count: int, width: int, height: int, start: int 
 
 def make_clip(sample: Path, dst: Path, frames: int, width: int, height: int,
               start: int = 24) -> Path:
-    """A short H.264 clip of the sample at the size, encoded frame by frame."""
+    """A short H.264 clip of the sample at the size (the frames of :func:`sample_frames`)."""
     import av
-    import numpy as np
 
     from . import io
+    from .interpolator import from_frame
 
     reader = io.open_input(str(sample))
     rate = reader.info.rate
-    written = 0
+    reader.close()
     with av.open(str(dst), "w") as out:
         stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "18", "preset": "veryfast"}
-        try:
-            for index, (_, frame) in enumerate(reader.frames()):
-                if index < start:
-                    continue
-                array = (np.clip(_resize(frame, width, height), 0, 1) * 255 + 0.5).astype(np.uint8)
-                vf = av.VideoFrame.from_ndarray(array, format="rgb24")
-                vf.pts = written
-                for packet in stream.encode(vf):
-                    out.mux(packet)
-                written += 1
-                if written == frames:
-                    break
-        finally:
-            reader.close()
+        for index, frame in enumerate(sample_frames(sample, frames, width, height, start)):
+            vf = av.VideoFrame.from_ndarray(from_frame(frame), format="rgb24")
+            vf.pts = index
+            for packet in stream.encode(vf):
+                out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
     return dst
@@ -241,11 +232,10 @@ def _runs(warm_seconds: float, bounds: tuple[int, int], budget: float) -> int:
 
 def _build(case: Case, device: str):
     from . import interpolator
+    from .api import model_options
 
     spec = interpolator.get_spec(case.model)
-    options = interpolator.ModelOptions(device=device if spec.weights else "cpu",
-                                        scale=case.scale, factor=2)
-    return spec, interpolator.create(spec.name, options)
+    return spec, interpolator.create(spec.name, model_options(spec, device, scale=case.scale))
 
 
 def run_case(case: Case, device: str, settings: Settings, sample: Path, clips: dict) -> dict:
@@ -298,8 +288,6 @@ def run_case(case: Case, device: str, settings: Settings, sample: Path, clips: d
                 "skipped": str(exc).splitlines()[0]}
     record.update(memory_mb=_memory_mb("VmHWM"), base_mb=base)
     if device.startswith("cuda"):
-        import torch
-
         record["gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}
 

@@ -66,9 +66,7 @@ class EvalUsageError(EvalError):
 
 def to_uint8(frame: np.ndarray) -> np.ndarray:
     """A float frame in [0, 1] rounded to 8 bits as the encoder rounds it."""
-    if frame.dtype == np.uint8:
-        return frame
-    return (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return frame if frame.dtype == np.uint8 else interpolator.from_frame(frame)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -130,10 +128,6 @@ def _read_png(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _float(image: np.ndarray) -> np.ndarray:
-    return np.multiply(image, np.float32(1.0 / 255.0), dtype=np.float32)
-
-
 def _image_clip(name: str, kind: str, paths: Sequence[Path | None]) -> Clip:
     """A clip at factor 2 from image files at full rate: inputs at even positions."""
 
@@ -143,7 +137,7 @@ def _image_clip(name: str, kind: str, paths: Sequence[Path | None]) -> Clip:
                 yield Fraction(i, 2), None
             else:
                 image = _read_png(path)
-                yield Fraction(i, 2), image if i % 2 else _float(image)
+                yield Fraction(i, 2), image if i % 2 else interpolator.to_frame(image)
 
     return Clip(name, 2, frames, kind)
 
@@ -363,7 +357,7 @@ def evaluate_clip(model: interpolator.Interpolator, clip: Clip, limit: int | Non
 def load_model(name: str, factor: int, device: str = "auto", scale: float = 1.0,
                weights: str | Path | None = None) -> interpolator.Interpolator:
     """A model as ``slomo convert`` would build it, checked against the factor."""
-    from .api import resolve_device
+    from .api import model_options
 
     try:
         spec = interpolator.get_spec(name)
@@ -372,10 +366,8 @@ def load_model(name: str, factor: int, device: str = "auto", scale: float = 1.0,
     if spec.timesteps == "fixed" and factor not in spec.factors:
         raise EvalUsageError(f"model {spec.name} only makes "
                         f"{', '.join(map(str, spec.factors))}x, not {factor}x")
-    options = interpolator.ModelOptions(
-        device=resolve_device(device) if spec.weights else "cpu",
-        weights=Path(weights) if weights else None, scale=scale, factor=factor)
-    return interpolator.create(spec.name, options)
+    return interpolator.create(spec.name, model_options(spec, device, weights, scale=scale,
+                                                        factor=factor))
 
 
 def overall(model: str, results: Sequence[Result]) -> Result:

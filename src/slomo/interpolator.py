@@ -20,6 +20,19 @@ import numpy as np
 
 Frame = np.ndarray
 
+
+def to_frame(array: np.ndarray) -> Frame:
+    """An 8- or 16-bit RGB image as a :data:`Frame`."""
+    scale = 255.0 if array.dtype == np.uint8 else 65535.0
+    return np.multiply(array, np.float32(1.0 / scale), dtype=np.float32)
+
+
+def from_frame(frame: Frame, bits: int = 8) -> np.ndarray:
+    """A :data:`Frame` rounded to 8-bit (``bits <= 8``) or 16-bit RGB."""
+    if bits <= 8:
+        return (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return (np.clip(frame, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+
 #: Modules that register models when imported; imported lazily so ``slomo --help`` stays fast.
 MODEL_MODULES = (
     "slomo.models.rife",
@@ -69,7 +82,7 @@ class ModelSpec:
 class Interpolator(ABC):
     """Synthesizes frames between the two middle frames of a window."""
 
-    spec: ModelSpec
+    spec: ModelSpec  # attached by :func:`create`
 
     @abstractmethod
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:

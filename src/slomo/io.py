@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from . import colour
+from .interpolator import from_frame, to_frame
 
 log = logging.getLogger("slomo")
 
@@ -73,17 +74,6 @@ def _rgb_format(bit_depth: int) -> str:
     """8-bit RGB for 8-bit video: swscale's 16-bit RGB to 8-bit YUV path is off by a level in
     full range, the 8-bit one is not."""
     return "rgb24" if bit_depth <= 8 else "rgb48le"
-
-
-def _to_float(array: np.ndarray) -> np.ndarray:
-    scale = 255.0 if array.dtype == np.uint8 else 65535.0
-    return np.multiply(array, np.float32(1.0 / scale), dtype=np.float32)
-
-
-def _from_float(frame: np.ndarray, bit_depth: int) -> np.ndarray:
-    if bit_depth <= 8:
-        return (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return (np.clip(frame, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
 
 
 class VideoReader:
@@ -193,7 +183,7 @@ class VideoReader:
             else:
                 array = frame.to_ndarray(format=rgb, src_colorspace=frame.colorspace or None,
                                          src_color_range=frame.color_range, dst_color_range=2)
-                yield last, _to_float(array)
+                yield last, to_frame(array)
 
     def close(self) -> None:
         self._container.close()
@@ -227,7 +217,7 @@ class ImageSequenceReader:
             if image.ndim == 2:
                 image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
             image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
-            yield index * self.info.time_base, _to_float(image)
+            yield index * self.info.time_base, to_frame(image)
 
     def close(self) -> None:
         pass
@@ -342,7 +332,7 @@ class VideoWriter:
         if colour.supports(self._pix_fmt):
             vf = colour.from_rgb(frame, self._pix_fmt, self.info.colorspace, self.info.color_range)
         else:
-            array = _from_float(frame, self._bit_depth)
+            array = from_frame(frame, self._bit_depth)
             vf = av.VideoFrame.from_ndarray(array, format=_rgb_format(self._bit_depth))
             vf = vf.reformat(format=self._pix_fmt, dst_colorspace=self.info.colorspace or None,
                              dst_color_range=self.info.color_range or 1)
@@ -512,7 +502,7 @@ class ImageSequenceWriter:
     def write(self, time: Fraction, frame: np.ndarray) -> None:
         target = Path(self.pattern % len(self._written))
         partial = target.with_name(f".{target.name}.partial.png")
-        image = cv2.cvtColor(_from_float(frame, self._bit_depth), cv2.COLOR_RGB2BGR)
+        image = cv2.cvtColor(from_frame(frame, self._bit_depth), cv2.COLOR_RGB2BGR)
         if not cv2.imwrite(str(partial), image):
             raise MediaError(f"cannot write {target}")
         os.replace(partial, target)

@@ -328,7 +328,7 @@ def _create(options: ModelOptions) -> BinInterpolator:
     return BinInterpolator(options)
 
 
-SPEC = register(ModelSpec(
+register(ModelSpec(
     name="bin",
     summary="BIN (CVPR 2020): joint deblurring and 2x interpolation of blurry video",
     factory=_create,

@@ -16,7 +16,7 @@ class Blend(Interpolator):
         return [a * (1.0 - t) + b * t for t in times]
 
 
-Blend.spec = register(ModelSpec(
+register(ModelSpec(
     name="blend",
     summary="linear cross-fade (baseline, no weights)",
     factory=Blend,

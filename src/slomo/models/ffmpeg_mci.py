@@ -36,9 +36,9 @@ from typing import Sequence
 
 import av
 import av.filter
-import numpy as np
 
-from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec, register
+from ..interpolator import (Frame, Interpolator, ModelOptions, ModelSpec, from_frame, register,
+                            to_frame)
 
 #: minterpolate's options (besides ``fps``)
 FILTER_OPTIONS = "mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none"
@@ -49,13 +49,12 @@ MAX_GRID = 64
 
 
 def _to_yuv(frame: Frame) -> av.VideoFrame:
-    array = (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24").reformat(
+    return av.VideoFrame.from_ndarray(from_frame(frame), format="rgb24").reformat(
         format="yuv444p")
 
 
 def _to_float(frame: av.VideoFrame) -> Frame:
-    return np.multiply(frame.to_ndarray(format="rgb24"), np.float32(1.0 / 255.0), dtype=np.float32)
+    return to_frame(frame.to_ndarray(format="rgb24"))
 
 
 def _grid(times: Sequence[float]) -> int | None:
@@ -120,7 +119,7 @@ class FfmpegMCI(Interpolator):
         return out
 
 
-FfmpegMCI.spec = register(ModelSpec(
+register(ModelSpec(
     name="ffmpeg-mci",
     summary="FFmpeg minterpolate (mci, aobmc, bidir, vsbmc) via libavfilter (no weights)",
     factory=FfmpegMCI,

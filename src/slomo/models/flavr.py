@@ -356,7 +356,7 @@ def _factory(options: ModelOptions) -> Flavr:
     return Flavr(net, factor, device=options.device, precision=options.precision)
 
 
-SPEC = register(ModelSpec(
+register(ModelSpec(
     name="flavr",
     summary="FLAVR (CVPR 2021): 3D U-Net over 4 frames, all 2x/4x/8x frames in one pass",
     factory=_factory,

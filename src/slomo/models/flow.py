@@ -75,7 +75,7 @@ class DenseFlow(Interpolator):
         return out
 
 
-DenseFlow.spec = register(ModelSpec(
+register(ModelSpec(
     name="flow",
     summary="OpenCV DIS optical flow, both directions, occlusion-aware warping (no weights)",
     factory=DenseFlow,

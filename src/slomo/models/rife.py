@@ -458,7 +458,7 @@ def _make_rife_hd(options: ModelOptions) -> RifeHD:
     return RifeHD(_load(IFNetHD(), "rife-hdv3", options, HD_IGNORED), options)
 
 
-Rife.spec = register(ModelSpec(
+register(ModelSpec(
     name="rife",
     summary="RIFE v4.0 (Practical-RIFE): fast, any timestep; the default",
     factory=_make_rife,
@@ -469,7 +469,7 @@ Rife.spec = register(ModelSpec(
     aliases=("rife-v4", "rife-v4.0"),
 ))
 
-RifeHD.spec = register(ModelSpec(
+register(ModelSpec(
     name="rife-hd",
     summary="RIFE HDv3 (ECCV2022-RIFE): t = 0.5 per pass, other timesteps by bisection",
     factory=_make_rife_hd,
