@@ -113,11 +113,7 @@ def _load_all() -> None:
     global _loaded
     if not _loaded:
         for module in MODEL_MODULES:
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:  # a missing dependency of a model is a real error
-                    raise
+            importlib.import_module(module)
         _loaded = True
 
 
