@@ -3,7 +3,10 @@
 The Python API is :func:`slomo.convert`; the ``slomo`` command is a thin layer over it.
 """
 
+from .errors import MediaError, SlomoError, UsageError, WeightsError
+
 __version__ = "0.1.0"
+__all__ = ["convert", "ConvertResult", "SlomoError", "UsageError", "MediaError", "WeightsError"]
 
 
 def __getattr__(name):

@@ -18,10 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import interpolator, io, pipeline
-
-
-class UsageError(ValueError):
-    """The request itself is wrong (exit status 2 on the command line)."""
+from .errors import UsageError
 
 
 @dataclass

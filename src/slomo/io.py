@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from . import colour
+from .errors import MediaError
 from .interpolator import from_frame, to_frame
 
 log = logging.getLogger("slomo")
@@ -32,10 +33,6 @@ VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".m
 #: Default video and audio encoders per output container.
 CONTAINER_CODECS = {".webm": ("libvpx-vp9", "libopus")}
 DEFAULT_CODECS = ("libx264", "aac")
-
-
-class MediaError(Exception):
-    """An input or output problem to report to the user in one line."""
 
 
 @dataclass(frozen=True)

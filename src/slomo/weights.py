@@ -30,12 +30,10 @@ from pathlib import Path
 
 import platformdirs
 
+from .errors import WeightsError
+
 MANIFEST = Path(__file__).with_name("manifest.json")
 CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
-
-
-class WeightsError(Exception):
-    """A checkpoint is missing, unverifiable or does not fit its model; the message says what to do."""
 
 
 @dataclass(frozen=True)
