@@ -36,6 +36,16 @@ class _ConvertByDefault(click.Group):
             args = ["--help"]
         return super().parse_args(ctx, args)
 
+    def main(self, *args, **kwargs):
+        """click's own usage errors as the contract's one line, ``slomo: error: <reason>``, status 2."""
+        try:
+            status = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            _fail(exc.format_message(), 2)
+        except click.Abort:
+            _fail("interrupted", 130)
+        sys.exit(status if isinstance(status, int) else 0)
+
 
 @click.group(cls=_ConvertByDefault, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="slomo")
@@ -63,25 +73,6 @@ def _progress_reporter(quiet: bool, json_out: bool):
                     console=Console(stderr=True), transient=True)
 
 
-def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, str | None]]:
-    """Each input as (path, error): folders become their videos; a missing path stays an error."""
-    from . import api, io
-
-    expanded = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            videos = api.find_videos(path, recursive)
-            if not videos:
-                expanded.append((item, "no video files in this folder"))
-            expanded += [(str(v), None) for v in videos]
-        elif io.is_pattern(item) or path.exists():
-            expanded.append((item, None))
-        else:
-            expanded.append((item, "no such file"))
-    return expanded
-
-
 @main.command("convert", context_settings={"ignore_unknown_options": False})
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output file, folder, or image pattern out/%06d.png.")
@@ -96,6 +87,8 @@ def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, 
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
               show_default=True, help="Model arithmetic (bf16 on CPU/CUDA, fp16 on CUDA).")
+@click.option("--upscale", type=int, default=None, help="Also enlarge every frame N times.")
+@click.option("--upscale-model", default=None, help="Upscaler (default: the first that makes N).")
 @click.option("--codec", default=None, help="Video encoder (default libx264; vp9 for .webm).")
 @click.option("--crf", type=int, default=18, show_default=True)
 @click.option("--preset", default="medium", show_default=True)
@@ -116,78 +109,67 @@ def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, 
 def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_scene_detect,
                     recursive, quiet, json_out, debug, **settings):
     """Convert videos, folders of videos or image sequences."""
-    from . import api, io
-    from .weights import WeightsError
+    from . import api, interpolator
 
     logging.basicConfig(format="slomo: warning: %(message)s", level=logging.WARNING)
-    if factor is not None and fps is not None:
-        _fail("use either --factor or --fps, not both", 2)
     if deblur:
-        if model not in (None, "bin"):
-            _fail("--deblur uses the bin model; drop --model", 2)
-        model = "bin"
-    model = model or "rife"
-    factor = factor if factor is not None or fps is not None else 2
-    jobs = _expand_inputs(inputs, recursive)
-    if len(jobs) > 1 and output and not io.is_pattern(output):
-        if Path(output).suffix and not Path(output).is_dir():
-            _fail(f"{output}: several inputs need an output folder, not a file", 2)
-        output = os.path.join(output, "")  # a folder, created when needed
+        deblurring = interpolator.get_spec("deblur")
+        if model and interpolator.get_spec(model) is not deblurring:
+            _fail(f"{model}: deblurring uses its own model, {deblurring.name}; give one of the two", 2)
+        model = deblurring.name
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
     progress = _progress_reporter(quiet, json_out)
-    results, failures = [], []
+
+    def on_start(src: str):
+        if not progress:
+            return None
+        task = progress.add_task(Path(src).name, total=None, rate=0.0)
+        tasks[src] = task
+
+        def on_progress(done, total):
+            elapsed = progress.tasks[task].elapsed or 0
+            progress.update(task, completed=done, total=total or None,
+                            rate=done / elapsed if elapsed else 0.0)
+        return on_progress
+
+    def on_done(src: str, outcome) -> None:
+        if src in tasks:
+            progress.remove_task(tasks.pop(src))
+        if isinstance(outcome, BaseException):
+            if debug:
+                traceback.print_exception(outcome)
+            reason = str(outcome).splitlines()[0] if str(outcome) else outcome.__class__.__name__
+            click.echo(f"slomo: error: {src}: {reason}", err=True)
+        elif not quiet and not json_out:
+            click.echo(f"{outcome.input} -> {outcome.output}: {outcome.frames_in} -> "
+                       f"{outcome.frames_out} frames, {outcome.output_fps:g} fps, "
+                       f"{outcome.seconds:.1f} s ({outcome.speed:.1f} frames/s)", err=True)
+
+    tasks: dict[str, int] = {}
     if progress:
         progress.start()
     try:
-        for src, problem in jobs:
-            if problem:
-                failures.append({"input": src, "error": problem})
-                click.echo(f"slomo: error: {src}: {problem}", err=True)
-                continue
-            task = progress.add_task(Path(src).name, total=None, rate=0.0) if progress else None
-
-            def on_progress(done, total, task=task):
-                if progress:
-                    elapsed = progress.tasks[task].elapsed or 0
-                    progress.update(task, completed=done, total=total or None,
-                                    rate=done / elapsed if elapsed else 0.0)
-
-            try:
-                result = api.convert(src, output, factor=factor, fps=fps, model=model,
-                                     audio=not no_audio, scene_detect=not no_scene_detect,
-                                     on_progress=on_progress, **settings)
-            except api.UsageError as exc:
-                if debug:
-                    traceback.print_exc()
-                _fail(f"{src}: {exc}", 2)
-            except (io.MediaError, WeightsError, ValueError, OSError, RuntimeError) as exc:
-                if debug:
-                    traceback.print_exc()
-                reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-                failures.append({"input": src, "error": reason})
-                click.echo(f"slomo: error: {src}: {reason}", err=True)
-                continue
-            finally:
-                if progress and task is not None:
-                    progress.remove_task(task)
-            results.append(result)
-            if not quiet and not json_out:
-                click.echo(f"{result.input} -> {result.output}: {result.frames_in} -> "
-                           f"{result.frames_out} frames, {result.output_fps:g} fps, "
-                           f"{result.seconds:.1f} s ({result.speed:.1f} frames/s)", err=True)
+        batch = api.convert_many(inputs, output, recursive=recursive, on_start=on_start, on_done=on_done,
+                                 factor=factor, fps=fps, model=model or interpolator.DEFAULT_MODEL,
+                                 audio=not no_audio, scene_detect=not no_scene_detect, **settings)
+    except api.UsageError as exc:  # the request itself, whatever the input
+        if debug:
+            traceback.print_exc()
+        _fail(f"{inputs[0]}: {exc}" if len(inputs) == 1 else str(exc), 2)
     except KeyboardInterrupt:
         _fail("interrupted; no partial output was left", 130)
     finally:
         if progress:
             progress.stop()
 
+    failures = [{"input": f.input, "error": f.error} for f in batch.failed]
     if json_out:
-        click.echo(json.dumps({"converted": [r.to_dict() for r in results], "failed": failures},
+        click.echo(json.dumps({"converted": [r.to_dict() for r in batch.converted], "failed": failures},
                               indent=2))
-    elif len(jobs) > 1 and not quiet:
-        _batch_table(results, failures)
-    sys.exit(1 if failures else 0)
+    elif len(batch.converted) + len(batch.failed) > 1 and not quiet:
+        _batch_table(batch.converted, failures)
+    single = len(batch.converted) + len(batch.failed) == 1
+    sys.exit(2 if single and batch.failed and batch.failed[0].usage else 1 if batch.failed else 0)
 
 
 def _batch_table(results, failures) -> None:

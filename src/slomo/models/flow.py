@@ -13,7 +13,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec, register
+from ..frames import Frame
+from ..interpolator import Interpolator, ModelOptions, ModelSpec, register
 
 #: consistency error (pixels) at which a frame's weight falls to 1/e
 OCCLUSION_PIXELS = 1.5
@@ -79,4 +80,6 @@ register(ModelSpec(
     name="flow",
     summary="OpenCV DIS optical flow, both directions, occlusion-aware warping (no weights)",
     factory=DenseFlow,
+    scales=None,
+    scale_at_4k=1.0,
 ))
