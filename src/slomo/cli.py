@@ -114,7 +114,7 @@ def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_sce
     logging.basicConfig(format="slomo: warning: %(message)s", level=logging.WARNING)
     if deblur:
         deblurring = interpolator.get_spec("deblur")
-        if model and interpolator.get_spec(model) is not deblurring:
+        if model is not None and interpolator.get_spec(model) is not deblurring:
             _fail(f"{model}: deblurring uses its own model, {deblurring.name}; give one of the two", 2)
         model = deblurring.name
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -150,7 +150,7 @@ def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_sce
         progress.start()
     try:
         batch = api.convert_many(inputs, output, recursive=recursive, on_start=on_start, on_done=on_done,
-                                 factor=factor, fps=fps, model=model or interpolator.DEFAULT_MODEL,
+                                 factor=factor, fps=fps, model=interpolator.DEFAULT_MODEL if model is None else model,
                                  audio=not no_audio, scene_detect=not no_scene_detect, **settings)
     except api.UsageError as exc:  # the request itself, whatever the input
         if debug:

@@ -260,7 +260,7 @@ def get_spec(name: str, kind: str | None = None) -> ModelSpec:
     spec = _REGISTRY.get(_ALIASES.get(name, name))
     if spec is None or (kind is not None and spec.kind != kind):
         known = ", ".join(s.name for s in available(kind))
-        what = "model" if kind is None else f"{kind} model"
+        what = "model" if kind in (None, "interpolate") else f"{kind} model"
         raise UsageError(f"unknown {what} {name!r} (known: {known or 'none installed'})")
     return spec
 
