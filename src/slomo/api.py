@@ -237,7 +237,7 @@ def convert(
         reader.close()
 
 
-def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup: bool, deinterlace: bool,
+def _run(reader, chain: list[pipeline.Stage], dst: Path, timing, scenes, dedup: bool, deinterlace: bool,
          encode: io.EncodeOptions, on_progress) -> ConvertResult:
     started = time.perf_counter()
     info = reader.info
@@ -280,7 +280,7 @@ def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup:
             on_progress(stats.frames_in, info.frames)
 
     try:
-        stats = pipeline.run(source, stages, sink, last_duration, scenes, progress)
+        stats = pipeline.run(source, chain, sink, last_duration, scenes, progress)
         stats.frames_in += len(duplicates)
         if stats.frames_in == 0:
             raise MediaError("no video frames could be decoded")
@@ -292,7 +292,8 @@ def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup:
             writer.abort()
         raise
     return ConvertResult(
-        input=reader.path, output=str(output), model="+".join(m.spec.name for m, _ in stages), frames_in=stats.frames_in,
+        input=reader.path, output=str(output), model="+".join(m.spec.name for m, _ in chain),
+        frames_in=stats.frames_in,
         frames_out=stats.frames_out, seconds=round(time.perf_counter() - started, 3),
         input_fps=float(info.rate), output_fps=float(out_rate / stretch), cuts=stats.cuts,
         duplicates=len(duplicates))

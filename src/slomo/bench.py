@@ -433,6 +433,8 @@ def print_table(results: list[dict], plan: Plan) -> None:
 
 def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
     """A markdown report: the machine, the method, the table, what was skipped."""
+    from . import interpolator
+
     info = machine()
     s = plan.settings
     lines = [
@@ -472,7 +474,8 @@ def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
         "- **MB**: peak resident memory of the process that ran the case (`VmHWM`), "
         "interpreter and torch included; each case runs in its own process.",
         "- 4K only for the models that handle it: "
-        + ", ".join(f"{m} (scale {v:g})" for m, v in FOUR_K.items()) + ".",
+        + ", ".join(f"{spec.name} (scale {spec.scale_at_4k:g})" for spec in interpolator.available()
+                    if spec.scale_at_4k is not None) + ".",
         "",
         "## Results",
         "",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import sys
 import traceback
@@ -17,6 +16,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .errors import SlomoError, UsageError
 
 COMMANDS = ("models", "weights", "eval", "bench")
 
@@ -150,9 +150,10 @@ def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_sce
         progress.start()
     try:
         batch = api.convert_many(inputs, output, recursive=recursive, on_start=on_start, on_done=on_done,
-                                 factor=factor, fps=fps, model=interpolator.DEFAULT_MODEL if model is None else model,
+                                 factor=factor, fps=fps,
+                                 model=interpolator.DEFAULT_MODEL if model is None else model,
                                  audio=not no_audio, scene_detect=not no_scene_detect, **settings)
-    except api.UsageError as exc:  # the request itself, whatever the input
+    except UsageError as exc:  # the request itself, whatever the input
         if debug:
             traceback.print_exc()
         _fail(f"{inputs[0]}: {exc}" if len(inputs) == 1 else str(exc), 2)
@@ -249,7 +250,7 @@ def weights_fetch(name):
 
     try:
         click.echo(f"{name}: {weights.fetch(name)}")
-    except weights.WeightsError as exc:
+    except SlomoError as exc:
         _fail(f"{name}: {exc}", 1)
 
 
@@ -262,7 +263,7 @@ def weights_import(name, file):
 
     try:
         click.echo(f"{name}: {weights.import_file(name, Path(file))}")
-    except weights.WeightsError as exc:
+    except SlomoError as exc:
         _fail(f"{file}: {exc}", 1)
 
 
@@ -270,8 +271,8 @@ def weights_import(name, file):
 @click.argument("source")
 @click.option("-f", "--factor", type=int, default=2, show_default=True,
               help="Keep every N-th frame of a video and rebuild the others.")
-@click.option("-m", "--model", "models", default="flow,ffmpeg-mci,blend", show_default=True,
-              help="Comma-separated models to compare.")
+@click.option("-m", "--model", "models", default=None,
+              help="Comma-separated models to compare (default: those that need no weights).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most K sequences of a dataset, K rebuilt frames of a video.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
@@ -291,10 +292,13 @@ def eval_command(source, factor, models, limit, device, scale, weights, json_out
     SOURCE is a video, a folder of videos, a Middlebury "other" folder (other-data/,
     other-gt-interp/) or a Vimeo-90K triplet folder (sequences/, tri_testlist.txt).
     """
-    from . import evaluate, io
+    from . import evaluate, interpolator
 
     logging.basicConfig(format="slomo: warning: %(message)s", level=logging.WARNING)
-    names = [m.strip() for m in models.split(",") if m.strip()]
+    if models is None:
+        names = [s.name for s in interpolator.available("interpolate") if not s.checkpoints]
+    else:
+        names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
         _fail(f"{source}: --model names no model", 2)
     if plot:
@@ -312,17 +316,15 @@ def eval_command(source, factor, models, limit, device, scale, weights, json_out
         if save_diff:
             for name, kept in worst_frames.items():
                 written += evaluate.save_diffs(name, kept, Path(save_diff))
-    except evaluate.EvalUsageError as exc:
+    except UsageError as exc:
         if debug:
             traceback.print_exc()
         _fail(str(exc), 2)
-    except (evaluate.EvalError, io.MediaError, ValueError, OSError, RuntimeError) as exc:
+    except (SlomoError, ValueError, OSError, RuntimeError) as exc:
         if debug:
             traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        if isinstance(exc, io.MediaError):
-            message = f"{source}: {message}"
-        _fail(message, 1)
+        _fail(message if str(source) in message else f"{source}: {message}", 1)
     records = evaluate.records(per_model)
     if json_out:
         click.echo(json.dumps(records, indent=2))
@@ -382,14 +384,14 @@ def bench_command(models, sizes, quick, device, modes, json_out, write_to, debug
         plan = bench.plan(models=models.split(",") if models else None,
                           sizes=sizes.split(",") if sizes else None,
                           modes=modes.split(","), device=device, quick=quick)
-    except bench.BenchUsageError as exc:
+    except UsageError as exc:
         _fail(str(exc), 2)
     progress = None if json_out else (lambda line: click.echo(line, err=True))
     try:
         results = bench.run(plan, on_result=progress)
         if write_to:
             bench.write_report(results, plan, Path(write_to))
-    except (bench.BenchError, OSError, RuntimeError) as exc:
+    except (SlomoError, OSError, RuntimeError) as exc:
         if debug:
             traceback.print_exc()
         _fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__, 1)

@@ -1,11 +1,11 @@
-"""The one interface every stage model implements, its spec, and the registry that finds both by name.
+"""The one interface every stage model implements, its spec, and the registry that finds them by name.
 
-A model file in ``slomo.models`` defines an :class:`Interpolator` subclass, the :class:`~slomo.weights.Weights`
-it loads, and registers a :class:`ModelSpec` with :func:`register`.  The spec alone answers what the
-model can do (factors, timesteps, devices, precisions, scales, which checkpoint serves a run, what
-follows it when it cannot do a run alone), so the API, the CLI, ``eval`` and ``bench`` ask it and
-name no model; :func:`create` checks a run against it, resolves device, dtype and checkpoint once,
-and hands them to the model's factory.
+A model file in ``slomo.models`` defines an :class:`Interpolator` subclass and the
+:class:`~slomo.weights.Weights` it loads, and registers a :class:`ModelSpec` with :func:`register`.
+The spec alone answers what the model can do (factors, timesteps, devices, precisions, scales, which
+checkpoint serves a run, what follows it when it cannot do a run alone), so the API, the CLI,
+``eval`` and ``bench`` ask it and name no model; :func:`create` checks a run against it, resolves
+device, dtype and checkpoint once, and hands them to the model's factory.
 
 Frames cross the interface as :data:`slomo.frames.Frame`.
 """
@@ -284,7 +284,9 @@ def resolve_device(device: str, supported: Sequence[str] = ("cpu", "cuda", "mps"
     has_cuda = torch.cuda.is_available()
     has_mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     if device == "auto":
-        return "cuda" if has_cuda and "cuda" in supported else "mps" if has_mps and "mps" in supported else "cpu"
+        if has_cuda and "cuda" in supported:
+            return "cuda"
+        return "mps" if has_mps and "mps" in supported else "cpu"
     if device.startswith("cuda") and not has_cuda:
         raise UsageError(f"device {device!r} requested but CUDA is not available")
     if device == "mps" and not has_mps:

