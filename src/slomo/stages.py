@@ -27,7 +27,7 @@ def interpolation(spec: ModelSpec, options: ModelOptions, timeline: pipeline.Tim
     """The interpolating stages of a run: the model alone, or its own factor and then its follower."""
     spec.check(options)
     own = spec.own_factor(options)
-    if own is None or own == options.run_factor:
+    if own is None or (options.ratio is None and own == options.run_factor):
         return [StagePlan(spec, options, pipeline.FactorTimeline(own) if own else timeline)]
     follower = interpolator.get_spec(spec.followed_by)
     by_factor = options.ratio is None
