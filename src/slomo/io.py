@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from . import colour
-from .errors import MediaError
+from .errors import MediaError, UsageError
 from .interpolator import from_frame, to_frame
 
 log = logging.getLogger("slomo")
@@ -54,8 +54,8 @@ class VideoInfo:
     colorspace: int = 2
     rotation: int = 0
     sample_aspect_ratio: Fraction | None = None
-    side_streams: bool = False  # audio or subtitles to carry over
     is_sequence: bool = False
+    codec: str = ""  # the source's video format (h264, hevc, prores, ...)
 
 
 def is_pattern(path: str) -> bool:
@@ -119,7 +119,7 @@ class VideoReader:
             color_trc=int(cc.color_trc),
             colorspace=int(cc.colorspace),
             sample_aspect_ratio=Fraction(sar) if sar else None,
-            side_streams=bool(self._container.streams.audio or self._container.streams.subtitles),
+            codec=cc.name,
         )
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
@@ -153,37 +153,81 @@ class VideoReader:
     def frames(self, deinterlace: bool = False) -> Iterator[tuple[Fraction, np.ndarray]]:
         """Yield ``(time in seconds, float32 RGB frame)`` in presentation order.
 
-        Times come from the frames' timestamps; a frame without one, or with the same one as its
-        predecessor, is placed one frame period later, and one going backwards is dropped.
+        Times come from the frames' timestamps in the time base they carry (a filter such as
+        yadif has its own); :func:`frame_times` fills in missing and repeated ones.
         """
-        tb, step = self.info.time_base, 1 / self.info.rate
         rgb = _rgb_format(self.info.bit_depth)
-        last: Fraction | None = None
         frames = self._decoded()
         if deinterlace:
             frames = self._deinterlaced(frames)
-        for frame in frames:
-            if last is None:
+        first = True
+        for time, frame in frame_times(frames, self.info.time_base, self.info.rate, self.path):
+            if first:
+                first = False
                 self.info = replace(self.info, rotation=int(frame.rotation or 0))
                 if frame.interlaced_frame and not deinterlace:
                     log.warning("%s: the video is interlaced; --deinterlace gives cleaner results",
                                 self.path)
-            time = Fraction(frame.pts) * tb if frame.pts is not None else None
-            if last is not None and (time is None or time <= last):
-                if time is not None and time < last:
-                    log.warning("%s: dropped a frame whose timestamp goes backwards", self.path)
-                    continue
-                time = last + step
-            last = time if time is not None else Fraction(0)
             if colour.supports(frame.format.name):
-                yield last, colour.to_rgb(frame, int(frame.colorspace), int(frame.color_range))
+                yield time, colour.to_rgb(frame, int(frame.colorspace), int(frame.color_range))
             else:
                 array = frame.to_ndarray(format=rgb, src_colorspace=frame.colorspace or None,
                                          src_color_range=frame.color_range, dst_color_range=2)
-                yield last, to_frame(array)
+                yield time, to_frame(array)
 
     def close(self) -> None:
         self._container.close()
+
+
+#: Leading frames without a timestamp held back to be placed before the first timed one.
+_UNTIMED_LEAD = 64
+
+
+def _best_effort_time(frame, stream_time_base: Fraction) -> Fraction | None:
+    """The frame's time as ffmpeg's best_effort_timestamp guesses it: pts, else the packet's dts,
+    in the frame's own time base where it has one (filters change it)."""
+    stamp = frame.pts if frame.pts is not None else frame.dts
+    if stamp is None:
+        return None
+    return Fraction(stamp) * Fraction(frame.time_base or stream_time_base)
+
+
+def frame_times(frames: Iterator, time_base: Fraction, rate: Fraction,
+                path: str) -> Iterator[tuple[Fraction, object]]:
+    """Pair every frame with a strictly increasing time; no frame is dropped.
+
+    A frame without a timestamp, or with one not after its predecessor's (repeated, or going
+    backwards), is placed one frame period (1/rate) after the previous frame, as ffmpeg does.
+    Frames without one before the first timed frame (a stream cut by copying) are placed one
+    period apart just before it.  One warning per file says how the times were made up.
+    """
+    step = 1 / rate
+    lead: list = []
+    last: Fraction | None = None
+    warned = False
+    for frame in frames:
+        time = _best_effort_time(frame, time_base)
+        if last is None and time is None and len(lead) < _UNTIMED_LEAD:
+            lead.append(frame)
+            continue
+        if lead or (last is not None and (time is None or time <= last)):
+            if not warned:
+                warned = True
+                log.warning("%s: frames without timestamps or with repeated ones; placed one frame "
+                            "period (1/%s s) after the previous", path, rate)
+        if lead:
+            start = time - len(lead) * step if last is None and time is not None else Fraction(0)
+            for index, held in enumerate(lead):
+                yield start + index * step, held
+            last, lead = start + (len(lead) - 1) * step, []
+        if time is None or (last is not None and time <= last):
+            time = last + step if last is not None else Fraction(0)
+        last = time
+        yield time, frame
+    if lead:  # no timed frame at all: one period apart from 0
+        log.warning("%s: frames without timestamps; placed one frame period (1/%s s) apart", path, rate)
+        for index, held in enumerate(lead):
+            yield index * step, held
 
 
 class ImageSequenceReader:
@@ -243,30 +287,93 @@ def _ffmpeg_reason(exc: Exception) -> str:
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    codec: str | None = None  # None: the container's default (libx264; libvpx-vp9 for .webm)
+    codec: str | None = None  # None: see choose_codec
     crf: int = 18
     preset: str = "medium"
-    pix_fmt: str | None = None  # None: the source's where the codec allows
+    pix_fmt: str | None = None  # None: see choose_pix_fmt
     audio: bool = True
+    encoder_opts: dict[str, str] | str | None = None  # encoder options, a dict or "k=v:k=v"
+
+
+#: The encoder that makes the source's own format: its output plays where the source played.
+_OWN_FORMAT_ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9"}
+#: Codec tags players need: Apple's players take HEVC in MP4/MOV only as hvc1 (ffmpeg writes hev1).
+_CODEC_TAGS = {("hevc", "mp4"): "hvc1", ("hevc", "mov"): "hvc1", ("hevc", "ipod"): "hvc1"}
+
+
+def choose_codec(info: VideoInfo, out, requested: str | None) -> str:
+    """The encoder for a run: the requested one; else the source's own format when the container
+    takes it (H.264 stays H.264, 10-bit HEVC stays 10-bit HEVC); else the container's default,
+    which for sources deeper than 8 bits (ProRes, 10-bit DNxHR) is HEVC Main 10: 10-bit H.264
+    (High 10) or 4:2:2 play in few players, HEVC Main 10 4:2:0 plays wherever HEVC does."""
+    if requested:
+        return requested
+    own = _OWN_FORMAT_ENCODERS.get(info.codec)
+    if own and info.codec in out.supported_codecs and own in av.codecs_available:
+        return own
+    if out.format.name in ("webm",):
+        return CONTAINER_CODECS[".webm"][0]
+    if info.bit_depth > 8 and "hevc" in out.supported_codecs:
+        return "libx265"
+    return DEFAULT_CODECS[0]
 
 
 def choose_pix_fmt(codec: str, info: VideoInfo, requested: str | None) -> str:
-    """The source's pixel format where the encoder takes it, else the nearest it does."""
+    """The requested pixel format; else the source's when the output keeps its format (it played
+    there); else 4:2:0 (8 or 10 bits, as the source), the one layout every player decodes."""
     supported = [f.name for f in av.codec.Codec(codec, "w").video_formats or ()]
     if requested:
         if supported and requested not in supported:
-            raise MediaError(f"{codec} cannot encode pixel format {requested}")
+            raise UsageError(f"{codec} cannot encode pixel format {requested!r} "
+                             f"(it takes {', '.join(supported)})")
         return requested
-    odd = info.width % 2 or info.height % 2
-    candidates = [] if info.is_sequence else [info.pix_fmt]
+    keeps_format = _OWN_FORMAT_ENCODERS.get(info.codec) == codec and not info.is_sequence
+    candidates = [info.pix_fmt] if keeps_format else []
     if info.bit_depth > 8:
-        candidates += ["yuv444p10le" if odd else "yuv420p10le"]
-    candidates += ["yuv444p" if odd else "yuv420p"]
+        candidates.append("yuv420p10le")
+    candidates.append("yuv420p")
     for name in candidates:
-        chroma_subsampled = name.startswith(("yuv420", "yuvj420", "nv12", "yuv422", "yuvj422"))
-        if (not supported or name in supported) and not (odd and chroma_subsampled):
+        if not supported or name in supported:
             return name
     return supported[0]
+
+
+def even_size(pix_fmt: str, width: int, height: int) -> tuple[int, int]:
+    """The frame size ``pix_fmt``'s chroma subsampling can hold: odd sides grow by one pixel."""
+    chroma = av.VideoFormat(pix_fmt, 2, 2).components[-1]
+    step_x = 2 if len(av.VideoFormat(pix_fmt, 2, 2).components) > 1 and chroma.width < 2 else 1
+    step_y = 2 if len(av.VideoFormat(pix_fmt, 2, 2).components) > 1 and chroma.height < 2 else 1
+    return width + width % step_x, height + height % step_y
+
+
+def encoder_options(codec: str, options: EncodeOptions) -> dict[str, str]:
+    """Quality settings the encoder understands, then the user's ``encoder_opts``: for libx264 and
+    libx265 those are x264/x265 parameters (as ffmpeg's ``-x264-params``), for others the
+    encoder's own options."""
+    user = parse_encoder_opts(options.encoder_opts)
+    if codec in ("libx264", "libx265"):
+        settings = {"crf": str(options.crf), "preset": options.preset}
+        if user:
+            settings[f"{codec[3:]}-params"] = ":".join(f"{k}={v}" for k, v in user.items())
+        return settings
+    if codec in ("libvpx-vp9", "libsvtav1", "libaom-av1"):
+        return {"crf": str(options.crf), "b": "0", **user}
+    return user
+
+
+def parse_encoder_opts(opts: dict[str, str] | str | None) -> dict[str, str]:
+    """``{"keyint": 60}`` or ``"keyint=60:bframes=3"`` as a dict of strings."""
+    if not opts:
+        return {}
+    if isinstance(opts, dict):
+        return {str(k): str(v) for k, v in opts.items()}
+    pairs = {}
+    for item in opts.split(":"):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"encoder option {item!r} in {opts!r} is not key=value")
+        pairs[key] = value
+    return pairs
 
 
 class VideoWriter:
@@ -285,16 +392,17 @@ class VideoWriter:
         self.info = info
         self.time_base = time_base * time_scale
         self.time_scale = time_scale
-        video_codec, audio_codec = CONTAINER_CODECS.get(self.dst.suffix.lower(), DEFAULT_CODECS)
-        codec = options.codec or video_codec
+        audio_codec = CONTAINER_CODECS.get(self.dst.suffix.lower(), DEFAULT_CODECS)[1]
         try:
             self._out = av.open(str(self.partial), "w")
         except (av.FFmpegError, ValueError) as exc:
             raise MediaError(f"cannot write {self.dst.suffix or 'this'} files ({_ffmpeg_reason(exc)})") from None
         try:
+            codec = choose_codec(info, self._out, options.codec)
             self._video = self._add_video(codec, rate / time_scale, options)
-            self._side = _StreamCopier(info, self._out, audio_codec, time_scale, options.audio) if (
-                info.side_streams and not info.is_sequence) else None
+            self._side = None if info.is_sequence else _StreamCopier(
+                info, self._out, self._video, audio_codec, time_scale, options.audio)
+            self._start(codec, rate / time_scale)
         except Exception:
             self.abort()
             raise
@@ -302,12 +410,19 @@ class VideoWriter:
 
     def _add_video(self, codec: str, rate: Fraction, options: EncodeOptions):
         try:
-            stream = self._out.add_stream(codec, rate=_limit(rate))
-        except (av.FFmpegError, ValueError) as exc:
-            raise MediaError(f"unknown or unsupported codec {codec!r} ({_ffmpeg_reason(exc)})") from None
+            kind = av.codec.Codec(codec, "w").type
+        except (av.FFmpegError, ValueError):
+            raise UsageError(f"{self.dst}: unknown video encoder {codec!r}") from None
+        if kind != "video":
+            raise UsageError(f"{self.dst}: {codec!r} is an {kind} encoder, not a video one")
+        stream = self._out.add_stream(codec, rate=_limit(rate))
         info = self.info
-        stream.width, stream.height = info.width, info.height
         stream.pix_fmt = self._pix_fmt = choose_pix_fmt(codec, info, options.pix_fmt)
+        stream.width, stream.height = even_size(self._pix_fmt, info.width, info.height)
+        if (stream.width, stream.height) != (info.width, info.height):
+            log.warning("%s: %dx%d padded to %dx%d (edge pixels repeated) for %s, which most players "
+                        "need; ask for a 4:4:4 pixel format to keep the size", self.dst, info.width,
+                        info.height, stream.width, stream.height, self._pix_fmt)
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
         cc = stream.codec_context
@@ -315,17 +430,36 @@ class VideoWriter:
         cc.color_trc, cc.colorspace = info.color_trc, info.colorspace
         if info.sample_aspect_ratio:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
-        if codec in ("libx264", "libx265"):
-            stream.options = {"crf": str(options.crf), "preset": options.preset}
-        elif codec in ("libvpx-vp9", "libsvtav1", "libaom-av1"):
-            stream.options = {"crf": str(options.crf), "b": "0"}
+        tag = _CODEC_TAGS.get((cc.name, self._out.format.name))
+        if tag:
+            cc.codec_tag = tag
+        stream.options = encoder_options(codec, options)
         if info.rotation:
             stream.set_display_rotation(info.rotation)
         self._bit_depth = 16 if any(d in self._pix_fmt for d in ("10", "12", "16")) else 8
         return stream
 
+    def _start(self, codec: str, rate: Fraction) -> None:
+        """Open the encoders and write the header, so a refusal is told in words before any frame
+        is made; then check the container's time unit can tell the output frames apart (Matroska
+        and WebM count in milliseconds whatever is asked)."""
+        try:
+            self._out.start_encoding()
+        except (av.FFmpegError, ValueError) as exc:
+            raise MediaError(f"{self.dst}: {codec} refuses these settings ({self._pix_fmt}, "
+                             f"{self.info.width}x{self.info.height}, "
+                             f"options {self._video.options}): {_ffmpeg_reason(exc)}") from None
+        unit = Fraction(self._video.time_base)
+        if unit > 1 / rate:
+            raise MediaError(f"{self.dst}: the {self._out.format.name} container keeps times in steps of "
+                             f"{unit} s, too coarse for {float(rate):g} frames per second; "
+                             "write .mp4 or .mov, or ask for a lower rate")
+
     def write(self, time: Fraction, frame: np.ndarray) -> None:
         """Encode one frame shown at ``time`` (source seconds, before stretching)."""
+        pad_y, pad_x = self._video.height - frame.shape[0], self._video.width - frame.shape[1]
+        if pad_y or pad_x:
+            frame = np.pad(frame, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
         if colour.supports(self._pix_fmt):
             vf = colour.from_rgb(frame, self._pix_fmt, self.info.colorspace, self.info.color_range)
         else:
@@ -370,34 +504,95 @@ def _limit(rate: Fraction) -> Fraction:
     return rate.limit_denominator(1_000_000)
 
 
-class _StreamCopier:
-    """Copies (or re-encodes) the source's audio and subtitle streams into the output."""
+#: Audio copied as it is into these containers (by muxer name): what their players play.  The
+#: muxers take more (PCM in MP4, opus in MOV fails late); anything else is re-encoded.
+_PLAYABLE_AUDIO = {
+    "mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
+    "mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be",
+            "pcm_f32le", "pcm_f32be"},
+    "webm": {"opus", "vorbis"},
+}
+_PLAYABLE_AUDIO["ipod"] = _PLAYABLE_AUDIO["3gp"] = _PLAYABLE_AUDIO["mp4"]
+#: Stream tags that describe the source file's encoding, not the content: not carried over.
+_ENCODING_TAGS = {"encoder", "duration", "DURATION", "_STATISTICS_TAGS", "_STATISTICS_WRITING_APP",
+                  "_STATISTICS_WRITING_DATE_UTC", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "BPS"}
+#: Text subtitles converted for containers that only take their own text format.
+_TEXT_SUBTITLES = {"subrip", "srt", "text"}
 
-    def __init__(self, info: VideoInfo, out, audio_codec: str, time_scale: Fraction, audio: bool):
+
+def plays_in(codec: str, out) -> bool:
+    """Whether audio in ``codec`` can be copied into the output container as it is."""
+    playable = _PLAYABLE_AUDIO.get(out.format.name)
+    return codec in playable if playable is not None else codec in out.supported_codecs
+
+
+def _copy_stream_tags(source, target) -> None:
+    """Language, title and the default/forced flags, as ffmpeg keeps them."""
+    for key, value in source.metadata.items():
+        if key not in _ENCODING_TAGS and not key.startswith("_STATISTICS"):
+            target.metadata[key] = value
+    target.disposition = source.disposition
+
+
+class _StreamCopier:
+    """Carries over all but the video pixels: audio and subtitle streams (copied, or re-encoded
+    or converted where the output container needs it), the video stream's language and flags,
+    the container's title and global tags, and its chapters, all stretched with slow motion."""
+
+    def __init__(self, info: VideoInfo, out, video, audio_codec: str, time_scale: Fraction, audio: bool):
         self._src = av.open(info.path, metadata_errors="ignore")
         self._out = out
         self._scale = time_scale
         self._routes = {}
+        _copy_stream_tags(self._src.streams.video[0], video)
+        out.metadata.update({k: v for k, v in self._src.metadata.items() if k not in _ENCODING_TAGS})
+        out.set_chapters([self._stretched(chapter) for chapter in self._src.chapters()])
         for stream in self._src.streams:
             if stream.type == "audio" and audio:
                 self._routes[stream.index] = self._audio_route(stream, audio_codec)
-            elif stream.type == "subtitle" and stream.codec_context.name in out.supported_codecs:
-                self._routes[stream.index] = ("copy", out.add_stream_from_template(stream), None)
             elif stream.type == "subtitle":
-                log.warning("%s: %s subtitles cannot go into %s; dropped", info.path,
-                            stream.codec_context.name, out.format.name)
+                self._add_subtitles(stream, info.path)
         self._packets = self._src.demux([s for s in self._src.streams if s.index in self._routes])
         self._pending = None
         self._finished = not self._routes
 
+    def _stretched(self, chapter: dict) -> dict:
+        """A chapter at its slowed-down times."""
+        return {**chapter, "start": round(chapter["start"] * self._scale),
+                "end": round(chapter["end"] * self._scale)}
+
+    def _add_subtitles(self, stream, path: str) -> None:
+        """Copy subtitles the container takes; convert text ones (SRT) to its own text format
+        (mov_text in MP4/MOV) through libavcodec, as ffmpeg does; drop others with a warning."""
+        name, out = stream.codec_context.name, self._out
+        text_codec = "mov_text" if "mov_text" in out.supported_codecs else out.default_subtitle_codec
+        if name in out.supported_codecs:
+            target, kind = out.add_stream_from_template(stream), "copy"
+        elif name in _TEXT_SUBTITLES and text_codec in out.supported_codecs:
+            stream.codec_context.open()  # makes the ASS header the text encoder starts from
+            target, kind = out.add_stream(text_codec), "text"
+            target.codec_context.subtitle_header = stream.codec_context.subtitle_header
+            target.time_base = stream.time_base
+        else:
+            log.warning("%s: %s subtitles cannot go into %s; dropped", path, name, out.format.name)
+            return
+        _copy_stream_tags(stream, target)
+        self._routes[stream.index] = (kind, target, None)
+
     def _audio_route(self, stream, audio_codec: str):
-        name = stream.codec_context.name
-        if self._scale == 1 and name in self._out.supported_codecs:
+        """Copy audio the output container plays as it is; else re-encode it (slow motion always:
+        its samples change), keeping the channel layout and the sample rate the encoder takes."""
+        cc = stream.codec_context
+        if self._scale == 1 and plays_in(cc.name, self._out):
             return ("copy", self._out.add_stream_from_template(stream), None)
-        rate = stream.codec_context.sample_rate or 48000
-        encoder = self._out.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else rate)
-        encoder.layout = stream.codec_context.layout if stream.codec_context.layout.nb_channels <= 2 else "stereo"
-        return ("encode", encoder, _TempoFilter(stream, 1 / self._scale, encoder))
+        rate = cc.sample_rate or 48000
+        rates = av.codec.Codec(audio_codec, "w").audio_rates
+        if rates and rate not in rates:
+            rate = min(rates, key=lambda r: (r < rate, abs(r - rate)))
+        encoder = self._out.add_stream(audio_codec, rate=rate)
+        encoder.layout = cc.layout
+        _copy_stream_tags(stream, encoder)
+        return ("encode", encoder, _TempoFilter(stream, self._scale, encoder))
 
     def mux_until(self, time: Fraction | None) -> None:
         """Mux source packets up to ``time`` (output seconds); all that remain when None."""
@@ -424,24 +619,29 @@ class _StreamCopier:
 
     def _route(self, packet) -> None:
         kind, stream, tempo = self._routes[packet.stream.index]
-        if kind == "copy":
-            if packet.dts is None and packet.pts is None:
+        if kind == "encode":
+            try:
+                frames = packet.decode()
+            except av.InvalidDataError:
+                log.warning("skipped a corrupt audio packet")
                 return
-            if self._scale != 1:  # slow motion: subtitles stay with their scenes
-                packet.pts = round(packet.pts * self._scale) if packet.pts is not None else None
-                packet.dts = round(packet.dts * self._scale) if packet.dts is not None else None
-                packet.duration = round(packet.duration * self._scale)
-            packet.stream = stream
-            self._out.mux(packet)
+            for frame in frames:
+                for out in tempo.push(frame):
+                    self._encode(stream, out)
             return
-        try:
-            frames = packet.decode()
-        except av.InvalidDataError:
-            log.warning("skipped a corrupt audio packet")
+        if packet.dts is None and packet.pts is None:
             return
-        for frame in frames:
-            for out in tempo.push(frame):
-                self._encode(stream, out)
+        if kind == "text":
+            source = packet
+            packet = stream.codec_context.encode_subtitle(packet.stream.codec_context.decode2(packet))
+            packet.pts, packet.dts, packet.duration = source.pts, source.dts, source.duration
+            packet.time_base = source.time_base
+        if self._scale != 1:  # slow motion: subtitles stay with their scenes
+            packet.pts = round(packet.pts * self._scale) if packet.pts is not None else None
+            packet.dts = round(packet.dts * self._scale) if packet.dts is not None else None
+            packet.duration = round(packet.duration * self._scale)
+        packet.stream = stream
+        self._out.mux(packet)
 
     def _encode(self, stream, frame) -> None:
         for packet in stream.encode(frame):
@@ -449,15 +649,19 @@ class _StreamCopier:
 
 
 class _TempoFilter:
-    """Resamples audio for the encoder and changes its speed with atempo, keeping the pitch."""
+    """Re-times audio for the encoder: every timestamp stretched by the slow-motion factor (so a
+    track starting after the video stays as far behind it, scaled), the speed changed with atempo
+    keeping the pitch, and the samples converted to what the encoder takes.  With no stretch
+    there is no tempo filter at all: atempo=1 still shifts and shortens the audio."""
 
-    def __init__(self, source, tempo: Fraction, encoder):
+    def __init__(self, source, stretch: Fraction, encoder):
         self.graph = av.filter.Graph()
         cc = source.codec_context
         chain = [self.graph.add_abuffer(sample_rate=cc.sample_rate, format=cc.format.name,
                                         layout=cc.layout.name, time_base=source.time_base)]
-        for factor in _atempo_factors(float(tempo)):
-            chain.append(self.graph.add("atempo", f"{factor:.10f}"))
+        if stretch != 1:
+            chain.append(self.graph.add("asetpts", f"PTS*{stretch.numerator}/{stretch.denominator}"))
+            chain += [self.graph.add("atempo", f"{factor:.10f}") for factor in _atempo_factors(1 / stretch)]
         out_fmt = encoder.codec_context.codec.audio_formats[0].name
         chain.append(self.graph.add("aformat", f"sample_fmts={out_fmt}:sample_rates={encoder.rate}:"
                                                f"channel_layouts={encoder.layout.name}"))
@@ -477,9 +681,10 @@ class _TempoFilter:
                 return out
 
 
-def _atempo_factors(tempo: float) -> list[float]:
+def _atempo_factors(tempo: Fraction) -> list[float]:
     """atempo takes 0.5..100 per instance: chain several for stronger slow-downs."""
     factors = []
+    tempo = float(tempo)
     while tempo < 0.5:
         factors.append(0.5)
         tempo /= 0.5
