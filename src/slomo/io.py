@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 import av
+import av.logging
 import cv2
 import numpy as np
 
@@ -430,7 +431,7 @@ class VideoWriter:
         cc.color_trc, cc.colorspace = info.color_trc, info.colorspace
         if info.sample_aspect_ratio:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
-        tag = _CODEC_TAGS.get((cc.name, self._out.format.name))
+        tag = _CODEC_TAGS.get((cc.codec.canonical_name, self._out.format.name))
         if tag:
             cc.codec_tag = tag
         stream.options = encoder_options(codec, options)
@@ -441,14 +442,19 @@ class VideoWriter:
 
     def _start(self, codec: str, rate: Fraction) -> None:
         """Open the encoders and write the header, so a refusal is told in words before any frame
-        is made; then check the container's time unit can tell the output frames apart (Matroska
-        and WebM count in milliseconds whatever is asked)."""
-        try:
-            self._out.start_encoding()
-        except (av.FFmpegError, ValueError) as exc:
-            raise MediaError(f"{self.dst}: {codec} refuses these settings ({self._pix_fmt}, "
-                             f"{self.info.width}x{self.info.height}, "
-                             f"options {self._video.options}): {_ffmpeg_reason(exc)}") from None
+        is made: the library's own messages, not an error number; an encoder option the encoder
+        does not take or cannot parse is a usage error, not silently dropped.  Then check that
+        the container's time unit can tell the output frames apart (Matroska and WebM count in
+        milliseconds whatever is asked)."""
+        failure, messages = _library_messages(self._out.start_encoding)
+        if failure is not None:
+            said = "; ".join(messages) or _ffmpeg_reason(failure)
+            raise MediaError(f"{self.dst}: {codec} refuses {self._pix_fmt} at {self._video.width}x"
+                             f"{self._video.height} with {self._video.options}: {said}")
+        unused = dict(self._video.codec_context.options or {})
+        refused = [text for text in messages if "option" in text] + [f"no option {k}={v}" for k, v in unused.items()]
+        if refused:
+            raise UsageError(f"{self.dst}: {codec} encoder options {self._video.options}: {'; '.join(refused)}")
         unit = Fraction(self._video.time_base)
         if unit > 1 / rate:
             raise MediaError(f"{self.dst}: the {self._out.format.name} container keeps times in steps of "
@@ -497,6 +503,24 @@ class VideoWriter:
         except Exception:  # the container may already be unusable; the file goes anyway
             pass
         self.partial.unlink(missing_ok=True)
+
+
+def _library_messages(action) -> tuple[Exception | None, list[str]]:
+    """Run ``action``; return its libav failure (None if it worked) and the warnings and errors
+    libav logged meanwhile.  libav says why ("invalid preset") only in its log: the error
+    itself is a bare number."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.WARNING)
+    failure = None
+    try:
+        with av.logging.Capture() as captured:
+            try:
+                action()
+            except (av.FFmpegError, ValueError) as exc:
+                failure = exc
+    finally:
+        av.logging.set_level(level)
+    return failure, [text.strip() for _, _, text in captured]
 
 
 def _limit(rate: Fraction) -> Fraction:
@@ -552,6 +576,8 @@ class _StreamCopier:
                 self._routes[stream.index] = self._audio_route(stream, audio_codec)
             elif stream.type == "subtitle":
                 self._add_subtitles(stream, info.path)
+            if stream.index in self._routes:
+                _copy_stream_tags(stream, self._routes[stream.index][1])
         self._packets = self._src.demux([s for s in self._src.streams if s.index in self._routes])
         self._pending = None
         self._finished = not self._routes
@@ -576,7 +602,6 @@ class _StreamCopier:
         else:
             log.warning("%s: %s subtitles cannot go into %s; dropped", path, name, out.format.name)
             return
-        _copy_stream_tags(stream, target)
         self._routes[stream.index] = (kind, target, None)
 
     def _audio_route(self, stream, audio_codec: str):
@@ -591,7 +616,6 @@ class _StreamCopier:
             rate = min(rates, key=lambda r: (r < rate, abs(r - rate)))
         encoder = self._out.add_stream(audio_codec, rate=rate)
         encoder.layout = cc.layout
-        _copy_stream_tags(stream, encoder)
         return ("encode", encoder, _TempoFilter(stream, self._scale, encoder))
 
     def mux_until(self, time: Fraction | None) -> None:
