@@ -9,6 +9,7 @@ survive the round trip.  Image sequences (``frames/%06d.png``) are read and writ
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -84,7 +85,8 @@ class VideoReader:
         if os.path.isdir(self.path):
             raise MediaError("is a folder")
         try:
-            self._container = av.open(self.path, metadata_errors="ignore")
+            with _libav_log():
+                self._container = av.open(self.path, metadata_errors="ignore")
         except av.FFmpegError as exc:
             raise MediaError(f"not a video PyAV can open ({_ffmpeg_reason(exc)})") from None
         if not self._container.streams.video:
@@ -283,7 +285,25 @@ def open_input(path: str, fps: Fraction = Fraction(30)):
 
 
 def _ffmpeg_reason(exc: Exception) -> str:
+    """Why libav failed in words: the message it logged where :func:`_libav_log` caught one (an
+    error number alone says "Device or resource busy" for a picture size it refuses)."""
+    logged = getattr(exc, "log", None)
+    if logged and logged[2]:
+        return logged[2].strip()
     return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+
+
+@contextlib.contextmanager
+def _libav_log() -> Iterator[list]:
+    """libav's warnings and errors while the block runs, as (level, source, text); its exceptions
+    then carry the reason in words (``exc.log``).  libav says why only in its log."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.WARNING)
+    try:
+        with av.logging.Capture() as captured:
+            yield captured
+    finally:
+        av.logging.set_level(level)
 
 
 @dataclass(frozen=True)
@@ -446,13 +466,15 @@ class VideoWriter:
         does not take or cannot parse is a usage error, not silently dropped.  Then check that
         the container's time unit can tell the output frames apart (Matroska and WebM count in
         milliseconds whatever is asked)."""
-        failure, messages = _library_messages(self._out.start_encoding)
-        if failure is not None:
-            said = "; ".join(messages) or _ffmpeg_reason(failure)
+        try:
+            with _libav_log() as messages:
+                self._out.start_encoding()
+        except (av.FFmpegError, ValueError) as exc:
             raise MediaError(f"{self.dst}: {codec} refuses {self._pix_fmt} at {self._video.width}x"
-                             f"{self._video.height} with {self._video.options}: {said}")
+                             f"{self._video.height} with {self._video.options}: {_ffmpeg_reason(exc)}") from None
         unused = dict(self._video.codec_context.options or {})
-        refused = [text for text in messages if "option" in text] + [f"no option {k}={v}" for k, v in unused.items()]
+        refused = [text.strip() for _, _, text in messages if "option" in text]
+        refused += [f"no option {key}={value}" for key, value in unused.items()]
         if refused:
             raise UsageError(f"{self.dst}: {codec} encoder options {self._video.options}: {'; '.join(refused)}")
         unit = Fraction(self._video.time_base)
@@ -503,24 +525,6 @@ class VideoWriter:
         except Exception:  # the container may already be unusable; the file goes anyway
             pass
         self.partial.unlink(missing_ok=True)
-
-
-def _library_messages(action) -> tuple[Exception | None, list[str]]:
-    """Run ``action``; return its libav failure (None if it worked) and the warnings and errors
-    libav logged meanwhile.  libav says why ("invalid preset") only in its log: the error
-    itself is a bare number."""
-    level = av.logging.get_level()
-    av.logging.set_level(av.logging.WARNING)
-    failure = None
-    try:
-        with av.logging.Capture() as captured:
-            try:
-                action()
-            except (av.FFmpegError, ValueError) as exc:
-                failure = exc
-    finally:
-        av.logging.set_level(level)
-    return failure, [text.strip() for _, _, text in captured]
 
 
 def _limit(rate: Fraction) -> Fraction:
