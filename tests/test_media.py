@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import av
 import numpy as np
 import pytest
+from conftest import moving_frames, read_video, write_clip
 
 import slomo
 from slomo import io
 from slomo.errors import MediaError, UsageError
-from conftest import moving_frames, read_video, write_clip
 
 
 def write_av(path, n=10, fps=25, size=(64, 48), audio_codec="aac", layout="mono", audio_start=0.0,
@@ -69,7 +69,8 @@ def video_start(path):
 # 7 ------------------------------------------------------------------------------------------
 def test_deinterlace_keeps_timestamps(tmp_path):
     src = write_clip(tmp_path / "int.mp4", moving_frames(6), audio=False,
-                     options={"crf": "0", "preset": "ultrafast", "flags": "+ilme+ildct", "x264-params": "tff=1"})
+                     options={"crf": "0", "preset": "ultrafast", "flags": "+ilme+ildct",
+                              "x264-params": "tff=1"})
     reader = io.VideoReader(src)
     times = [t for t, _ in reader.frames(deinterlace=True)]
     reader.close()
@@ -192,14 +193,16 @@ def _tagged(tmp_path):
 
 @pytest.mark.parametrize("slowmo", [False, True])
 def test_languages_flags_title_tags_and_chapters_are_kept(tmp_path, slowmo):
-    out = slomo.convert(_tagged(tmp_path), tmp_path / "out.mkv", factor=2, slowmo=slowmo, model="blend").output
+    src = _tagged(tmp_path)
+    out = slomo.convert(src, tmp_path / "out.mkv", factor=2, slowmo=slowmo, model="blend").output
     scale = 2 if slowmo else 1
     with av.open(out) as container:
         tags = {key.lower(): value for key, value in container.metadata.items()}
         assert (tags.get("title"), tags.get("comment")) == ("Holiday", "take 2")
         assert [s.language for s in container.streams] == ["fra", "fra", "eng"]
         assert container.streams.audio[0].disposition & av.stream.Disposition.default
-        chapters = [(float(c["start"] * c["time_base"]), c["metadata"]["title"]) for c in container.chapters()]
+        chapters = [(float(c["start"] * c["time_base"]), c["metadata"]["title"])
+                    for c in container.chapters()]
     assert chapters == [(0.0, "one"), (pytest.approx(0.2 * scale), "two")]
 
 
@@ -216,7 +219,8 @@ def test_srt_subtitles_become_mov_text_in_mp4(tmp_path):
 @pytest.mark.slow
 def test_hevc_ten_bit_stays_hevc_ten_bit_tagged_hvc1(tmp_path):
     src = write_av(tmp_path / "hevc.mkv", n=4, audio_codec=None, video_codec="libx265",
-                   pix_fmt="yuv420p10le", options={"crf": "0", "preset": "ultrafast", "x265-params": "log-level=0"})
+                   pix_fmt="yuv420p10le",
+                   options={"crf": "0", "preset": "ultrafast", "x265-params": "log-level=0"})
     out = slomo.convert(src, tmp_path / "out.mp4", factor=2, model="blend", preset="ultrafast").output
     with av.open(out) as container:
         cc = container.streams.video[0].codec_context
@@ -234,8 +238,8 @@ def test_other_ten_bit_formats_default_to_hevc_main10(tmp_path):
 
 
 def test_odd_size_is_padded_to_420_with_a_note(tmp_path, caplog):
-    src = write_clip(tmp_path / "odd.mkv", [f[:47, :63] for f in moving_frames(4, size=(64, 48))], codec="ffv1",
-                     pix_fmt="yuv444p", audio=False)
+    odd = [f[:47, :63] for f in moving_frames(4, size=(64, 48))]
+    src = write_clip(tmp_path / "odd.mkv", odd, codec="ffv1", pix_fmt="yuv444p", audio=False)
     out = slomo.convert(src, tmp_path / "out.mp4", factor=2, model="blend").output
     frames, _, info = read_video(out)
     assert info["pix_fmt"] == "yuv420p" and frames[0].shape == (48, 64, 3)
@@ -269,7 +273,8 @@ def test_encoder_refusals_are_told_in_words(tmp_path):
     with pytest.raises(UsageError, match=r"Error parsing option 'bogus = 3'"):  # x264 only logs it
         slomo.convert(src, tmp_path / "out.mp4", factor=2, model="blend", encoder_opts="bogus=3")
     with pytest.raises(UsageError, match=r"no option bogus=1"):  # left unused by the encoder
-        slomo.convert(src, tmp_path / "out.mkv", factor=2, model="blend", codec="ffv1", encoder_opts="bogus=1")
+        slomo.convert(src, tmp_path / "out.mkv", factor=2, model="blend", codec="ffv1",
+                      encoder_opts="bogus=1")
     assert not list(tmp_path.glob("*out*"))
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
 import logging
 import os
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import av
 import av.logging
@@ -56,8 +57,13 @@ class VideoInfo:
     colorspace: int = 2
     rotation: int = 0
     sample_aspect_ratio: Fraction | None = None
+    side_streams: bool = False  # audio or subtitles to carry over
     is_sequence: bool = False
     codec: str = ""  # the source's video format (h264, hevc, prores, ...)
+    tags: dict[str, str] = field(default_factory=dict)  # the container's title and global tags
+    video_tags: dict[str, str] = field(default_factory=dict)  # the video stream's language, title
+    video_disposition: int = 0  # the video stream's default/forced/... flags
+    chapters: tuple[dict, ...] = ()  # as PyAV gives them: start, end, time_base, metadata
 
 
 def is_pattern(path: str) -> bool:
@@ -122,7 +128,12 @@ class VideoReader:
             color_trc=int(cc.color_trc),
             colorspace=int(cc.colorspace),
             sample_aspect_ratio=Fraction(sar) if sar else None,
+            side_streams=bool(self._container.streams.audio or self._container.streams.subtitles),
             codec=cc.name,
+            tags=_content_tags(self._container.metadata),
+            video_tags=_content_tags(s.metadata),
+            video_disposition=int(s.disposition),
+            chapters=tuple(self._container.chapters()),
         )
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
@@ -184,6 +195,8 @@ class VideoReader:
 
 #: Leading frames without a timestamp held back to be placed before the first timed one.
 _UNTIMED_LEAD = 64
+_MADE_UP_TIMES = ("%s: some frames have no timestamp or repeat one; each is placed one frame period "
+                  "(1/%s s) after the previous")
 
 
 def _best_effort_time(frame, stream_time_base: Fraction) -> Fraction | None:
@@ -205,7 +218,7 @@ def frame_times(frames: Iterator, time_base: Fraction, rate: Fraction,
     period apart just before it.  One warning per file says how the times were made up.
     """
     step = 1 / rate
-    lead: list = []
+    lead: list = []  # leading frames without a time, held until the first timed one
     last: Fraction | None = None
     warned = False
     for frame in frames:
@@ -213,24 +226,20 @@ def frame_times(frames: Iterator, time_base: Fraction, rate: Fraction,
         if last is None and time is None and len(lead) < _UNTIMED_LEAD:
             lead.append(frame)
             continue
-        if lead or (last is not None and (time is None or time <= last)):
-            if not warned:
-                warned = True
-                log.warning("%s: frames without timestamps or with repeated ones; placed one frame "
-                            "period (1/%s s) after the previous", path, rate)
-        if lead:
-            start = time - len(lead) * step if last is None and time is not None else Fraction(0)
-            for index, held in enumerate(lead):
-                yield start + index * step, held
+        if not warned and (lead or time is None or (last is not None and time <= last)):
+            warned = True
+            log.warning(_MADE_UP_TIMES, path, rate)
+        if lead:  # just before this frame; from 0 if there are too many to hold or it has no time
+            start = time - len(lead) * step if time is not None else Fraction(0)
+            yield from ((start + index * step, held) for index, held in enumerate(lead))
             last, lead = start + (len(lead) - 1) * step, []
         if time is None or (last is not None and time <= last):
             time = last + step if last is not None else Fraction(0)
         last = time
         yield time, frame
-    if lead:  # no timed frame at all: one period apart from 0
-        log.warning("%s: frames without timestamps; placed one frame period (1/%s s) apart", path, rate)
-        for index, held in enumerate(lead):
-            yield index * step, held
+    if lead:  # no frame had a time at all
+        log.warning(_MADE_UP_TIMES, path, rate)
+        yield from ((index * step, held) for index, held in enumerate(lead))
 
 
 class ImageSequenceReader:
@@ -421,8 +430,9 @@ class VideoWriter:
         try:
             codec = choose_codec(info, self._out, options.codec)
             self._video = self._add_video(codec, rate / time_scale, options)
-            self._side = None if info.is_sequence else _StreamCopier(
-                info, self._out, self._video, audio_codec, time_scale, options.audio)
+            _carry_metadata(info, self._out, self._video, time_scale)
+            self._side = _StreamCopier(info, self._out, audio_codec, time_scale, options.audio) if (
+                info.side_streams and not info.is_sequence) else None
             self._start(codec, rate / time_scale)
         except Exception:
             self.abort()
@@ -470,13 +480,15 @@ class VideoWriter:
             with _libav_log() as messages:
                 self._out.start_encoding()
         except (av.FFmpegError, ValueError) as exc:
+            reason = _ffmpeg_reason(exc)
             raise MediaError(f"{self.dst}: {codec} refuses {self._pix_fmt} at {self._video.width}x"
-                             f"{self._video.height} with {self._video.options}: {_ffmpeg_reason(exc)}") from None
+                             f"{self._video.height} with {self._video.options}: {reason}") from None
         unused = dict(self._video.codec_context.options or {})
         refused = [text.strip() for _, _, text in messages if "option" in text]
         refused += [f"no option {key}={value}" for key, value in unused.items()]
         if refused:
-            raise UsageError(f"{self.dst}: {codec} encoder options {self._video.options}: {'; '.join(refused)}")
+            raise UsageError(f"{self.dst}: {codec} encoder options {self._video.options}: "
+                             f"{'; '.join(refused)}")
         unit = Fraction(self._video.time_base)
         if unit > 1 / rate:
             raise MediaError(f"{self.dst}: the {self._out.format.name} container keeps times in steps of "
@@ -554,27 +566,36 @@ def plays_in(codec: str, out) -> bool:
     return codec in playable if playable is not None else codec in out.supported_codecs
 
 
+def _content_tags(metadata: dict[str, str]) -> dict[str, str]:
+    """Tags about the content (title, language, comment), without those about the old encoding."""
+    return {k: v for k, v in metadata.items() if k not in _ENCODING_TAGS and not k.startswith("_STATISTICS")}
+
+
 def _copy_stream_tags(source, target) -> None:
     """Language, title and the default/forced flags, as ffmpeg keeps them."""
-    for key, value in source.metadata.items():
-        if key not in _ENCODING_TAGS and not key.startswith("_STATISTICS"):
-            target.metadata[key] = value
+    target.metadata.update(_content_tags(source.metadata))
     target.disposition = source.disposition
 
 
-class _StreamCopier:
-    """Carries over all but the video pixels: audio and subtitle streams (copied, or re-encoded
-    or converted where the output container needs it), the video stream's language and flags,
-    the container's title and global tags, and its chapters, all stretched with slow motion."""
+def _carry_metadata(info: VideoInfo, out, video, time_scale: Fraction) -> None:
+    """The container's title and global tags, the video stream's language and flags, and the
+    chapters, stretched with slow motion so they stay with their scenes (as ffmpeg keeps them)."""
+    out.metadata.update(info.tags)
+    video.metadata.update(info.video_tags)
+    video.disposition = info.video_disposition
+    out.set_chapters([{**chapter, "start": round(chapter["start"] * time_scale),
+                       "end": round(chapter["end"] * time_scale)} for chapter in info.chapters])
 
-    def __init__(self, info: VideoInfo, out, video, audio_codec: str, time_scale: Fraction, audio: bool):
+
+class _StreamCopier:
+    """Copies the source's audio and subtitle streams into the output (re-encoded or converted
+    where the output container needs it), with their languages and flags."""
+
+    def __init__(self, info: VideoInfo, out, audio_codec: str, time_scale: Fraction, audio: bool):
         self._src = av.open(info.path, metadata_errors="ignore")
         self._out = out
         self._scale = time_scale
         self._routes = {}
-        _copy_stream_tags(self._src.streams.video[0], video)
-        out.metadata.update({k: v for k, v in self._src.metadata.items() if k not in _ENCODING_TAGS})
-        out.set_chapters([self._stretched(chapter) for chapter in self._src.chapters()])
         for stream in self._src.streams:
             if stream.type == "audio" and audio:
                 self._routes[stream.index] = self._audio_route(stream, audio_codec)
@@ -585,11 +606,6 @@ class _StreamCopier:
         self._packets = self._src.demux([s for s in self._src.streams if s.index in self._routes])
         self._pending = None
         self._finished = not self._routes
-
-    def _stretched(self, chapter: dict) -> dict:
-        """A chapter at its slowed-down times."""
-        return {**chapter, "start": round(chapter["start"] * self._scale),
-                "end": round(chapter["end"] * self._scale)}
 
     def _add_subtitles(self, stream, path: str) -> None:
         """Copy subtitles the container takes; convert text ones (SRT) to its own text format
@@ -694,7 +710,7 @@ class _TempoFilter:
         chain.append(self.graph.add("aformat", f"sample_fmts={out_fmt}:sample_rates={encoder.rate}:"
                                                f"channel_layouts={encoder.layout.name}"))
         chain.append(self.graph.add("abuffersink"))
-        for a, b in zip(chain, chain[1:]):
+        for a, b in itertools.pairwise(chain):
             a.link_to(b)
         self.graph.configure()
 
