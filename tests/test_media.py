@@ -95,8 +95,8 @@ def test_slowmo_stretches_the_audio_start_offset(tmp_path, factor):
     src = write_av(tmp_path / "late.mp4", n=25, audio_start=0.28)
     assert tone_onset(src) - video_start(src) == pytest.approx(0.28, abs=0.005)
     out = slomo.convert(src, tmp_path / "slow.mp4", factor=factor, slowmo=True, model="blend").output
-    # atempo itself starts slowed audio some 15 ms per 1x of slow-down early (its window)
-    assert tone_onset(out) - video_start(out) == pytest.approx(0.28 * factor, abs=0.025 * factor)
+    # within atempo's own jitter; uncompensated, its window put the tone 27 ms (2x) / 71 ms (4x) early
+    assert tone_onset(out) - video_start(out) == pytest.approx(0.28 * factor, abs=0.005 * factor)
 
 
 # 11 -----------------------------------------------------------------------------------------
