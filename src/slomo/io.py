@@ -465,7 +465,7 @@ class VideoWriter:
         tag = _CODEC_TAGS.get((cc.codec.canonical_name, self._out.format.name))
         if tag:
             cc.codec_tag = tag
-        stream.options = encoder_options(codec, options)
+        stream.options = self._options = encoder_options(codec, options)
         if info.rotation:
             stream.set_display_rotation(info.rotation)
         self._bit_depth = 16 if any(d in self._pix_fmt for d in ("10", "12", "16")) else 8
@@ -483,12 +483,12 @@ class VideoWriter:
         except (av.FFmpegError, ValueError) as exc:
             reason = _ffmpeg_reason(exc)
             raise MediaError(f"{self.dst}: {codec} refuses {self._pix_fmt} at {self._video.width}x"
-                             f"{self._video.height} with {self._video.options}: {reason}") from None
+                             f"{self._video.height} with {self._options}: {reason}") from None
         unused = dict(self._video.codec_context.options or {})
         refused = [text.strip() for _, _, text in messages if "option" in text]
         refused += [f"no option {key}={value}" for key, value in unused.items()]
         if refused:
-            raise UsageError(f"{self.dst}: {codec} encoder options {self._video.options}: "
+            raise UsageError(f"{self.dst}: {codec} encoder options {self._options}: "
                              f"{'; '.join(refused)}")
         unit = Fraction(self._video.time_base)
         if unit > 1 / rate:
