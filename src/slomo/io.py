@@ -481,9 +481,11 @@ class VideoWriter:
             with _libav_log() as messages:
                 self._out.start_encoding()
         except (av.FFmpegError, ValueError) as exc:
-            reason = _ffmpeg_reason(exc)
-            raise MediaError(f"{self.dst}: {codec} refuses {self._pix_fmt} at {self._video.width}x"
-                             f"{self._video.height} with {self._options}: {reason}") from None
+            logged = getattr(exc, "log", None)
+            who = logged[1] if logged and logged[1] else codec
+            raise MediaError(f"{self.dst}: {who} refuses to start (video: {codec} {self._pix_fmt} "
+                             f"{self._video.width}x{self._video.height} {self._options}): "
+                             f"{_ffmpeg_reason(exc)}") from None
         unused = dict(self._video.codec_context.options or {})
         refused = [text.strip() for _, _, text in messages if "option" in text]
         refused += [f"no option {key}={value}" for key, value in unused.items()]
@@ -554,9 +556,12 @@ _PLAYABLE_AUDIO = {
     "webm": {"opus", "vorbis"},
 }
 _PLAYABLE_AUDIO["ipod"] = _PLAYABLE_AUDIO["3gp"] = _PLAYABLE_AUDIO["mp4"]
+#: The layouts an encoder takes, by channel count, where it takes only some (ffmpeg picks from the
+#: encoder's list, which PyAV does not show): libopus's are Vorbis's.  Others keep the source's.
+_ENCODER_LAYOUTS = {"libopus": {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1",
+                                8: "7.1"}}
 #: Stream tags that describe the source file's encoding, not the content: not carried over.
-_ENCODING_TAGS = {"encoder", "duration", "DURATION", "_STATISTICS_TAGS", "_STATISTICS_WRITING_APP",
-                  "_STATISTICS_WRITING_DATE_UTC", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "BPS"}
+_ENCODING_TAGS = {"encoder", "duration", "number_of_frames", "number_of_bytes", "bps"}
 #: Text subtitles converted for containers that only take their own text format.
 _TEXT_SUBTITLES = {"subrip", "srt", "text"}
 
@@ -569,7 +574,8 @@ def plays_in(codec: str, out) -> bool:
 
 def _content_tags(metadata: dict[str, str]) -> dict[str, str]:
     """Tags about the content (title, language, comment), without those about the old encoding."""
-    return {k: v for k, v in metadata.items() if k not in _ENCODING_TAGS and not k.startswith("_STATISTICS")}
+    return {k: v for k, v in metadata.items()
+            if k.lower() not in _ENCODING_TAGS and not k.upper().startswith("_STATISTICS")}
 
 
 def _copy_stream_tags(source, target) -> None:
@@ -636,7 +642,7 @@ class _StreamCopier:
         if rates and rate not in rates:
             rate = min(rates, key=lambda r: (r < rate, abs(r - rate)))
         encoder = self._out.add_stream(audio_codec, rate=rate)
-        encoder.layout = cc.layout
+        encoder.layout = _ENCODER_LAYOUTS.get(audio_codec, {}).get(cc.layout.nb_channels, cc.layout)
         return ("encode", encoder, _TempoFilter(stream, self._scale, encoder))
 
     def mux_until(self, time: Fraction | None) -> None:
@@ -708,7 +714,8 @@ class _TempoFilter:
             filters += [("asetpts", f"PTS*{stretch.numerator}/{stretch.denominator}"),
                         *_atempo_filters(stretch), ("asetpts", f"PTS+{float(lead):.6f}/TB")]
         out_fmt = encoder.codec_context.codec.audio_formats[0].name
-        conversion = f"sample_fmts={out_fmt}:sample_rates={encoder.rate}:channel_layouts={encoder.layout.name}"
+        conversion = (f"sample_fmts={out_fmt}:sample_rates={encoder.rate}:"
+                      f"channel_layouts={encoder.layout.name}")
         filters.append(("aformat", conversion))
         self.graph = _audio_graph(cc.sample_rate, cc.format.name, cc.layout.name, source.time_base, filters)
 
