@@ -269,7 +269,8 @@ def test_audio_codec_as_video_codec_is_a_usage_error(tmp_path):
 
 def test_encoder_refusals_are_told_in_words(tmp_path):
     src = write_av(tmp_path / "in.mp4", n=4, audio_codec=None)
-    with pytest.raises(MediaError, match=r"libx264 refuses to start \(video: libx264 yuv420p 64x48 .*tune nope"):
+    refused = r"libx264 refuses to start \(video: libx264 yuv420p 64x48 .*tune nope"
+    with pytest.raises(MediaError, match=refused):
         slomo.convert(src, tmp_path / "out.mp4", factor=2, model="blend", preset="nope")
     with pytest.raises(UsageError, match=r"Error parsing option 'bogus = 3'"):  # x264 only logs it
         slomo.convert(src, tmp_path / "out.mp4", factor=2, model="blend", encoder_opts="bogus=3")

@@ -194,8 +194,8 @@ class VideoReader:
         self._container.close()
 
 
-#: Leading frames without a timestamp held back to be placed before the first timed one.
-_UNTIMED_LEAD = 64
+#: Leading frames without a timestamp held back (decoded, so bounded) to go before the first timed one.
+_UNTIMED_LEAD = 32
 _MADE_UP_TIMES = ("%s: some frames have no timestamp or repeat one; each is placed one frame period "
                   "(1/%s s) after the previous")
 
