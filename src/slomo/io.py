@@ -342,7 +342,7 @@ def choose_codec(info: VideoInfo, out, requested: str | None) -> str:
     own = _OWN_FORMAT_ENCODERS.get(info.codec)
     if own and info.codec in out.supported_codecs and own in av.codecs_available:
         return own
-    if out.format.name in ("webm",):
+    if out.format.name == "webm":
         return CONTAINER_CODECS[".webm"][0]
     if info.bit_depth > 8 and "hevc" in out.supported_codecs:
         return "libx265"
@@ -371,10 +371,9 @@ def choose_pix_fmt(codec: str, info: VideoInfo, requested: str | None) -> str:
 
 def even_size(pix_fmt: str, width: int, height: int) -> tuple[int, int]:
     """The frame size ``pix_fmt``'s chroma subsampling can hold: odd sides grow by one pixel."""
-    chroma = av.VideoFormat(pix_fmt, 2, 2).components[-1]
-    step_x = 2 if len(av.VideoFormat(pix_fmt, 2, 2).components) > 1 and chroma.width < 2 else 1
-    step_y = 2 if len(av.VideoFormat(pix_fmt, 2, 2).components) > 1 and chroma.height < 2 else 1
-    return width + width % step_x, height + height % step_y
+    planes = av.VideoFormat(pix_fmt, 2, 2).components
+    chroma = planes[1] if len(planes) > 1 else planes[0]  # of a 2x2 frame: 1 where subsampled
+    return width + width % (3 - chroma.width), height + height % (3 - chroma.height)
 
 
 def encoder_options(codec: str, options: EncodeOptions) -> dict[str, str]:
