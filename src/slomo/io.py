@@ -653,10 +653,11 @@ class _StreamCopier:
             self._pending = None
             if packet is None:
                 break
-            if packet.pts is not None and time is not None:
-                if Fraction(packet.pts) * packet.time_base * self._scale > time + 1:
-                    self._pending = packet  # keep about a second of audio ahead of the video
-                    return
+            ahead = packet.pts is not None and time is not None and (
+                Fraction(packet.pts) * packet.time_base * self._scale > time + 1)
+            if ahead:
+                self._pending = packet  # keep about a second of audio ahead of the video
+                return
             self._route(packet)
         for kind, stream, tempo in self._routes.values():
             if kind == "encode":
