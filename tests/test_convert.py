@@ -94,7 +94,7 @@ def test_ten_bit_stays_ten_bit(tmp_path):
 def test_odd_size_is_kept(tmp_path):
     src = write_clip(tmp_path / "odd.mkv", [f[:63, :95] for f in moving_frames(6)], codec="ffv1",
                      pix_fmt="yuv444p", audio=False)
-    out = slomo.convert(src, tmp_path / "out.mp4", factor=2, model="flow")
+    out = slomo.convert(src, tmp_path / "out.mp4", factor=2, model="flow", pix_fmt="yuv444p")  # asked
     frames, _, _ = read_video(out.output)
     assert frames[0].shape == (63, 95, 3) and len(frames) == 12
 

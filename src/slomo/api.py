@@ -180,6 +180,7 @@ def convert(
     crf: int = 18,
     preset: str = "medium",
     pix_fmt: str | None = None,
+    encoder_opts: dict[str, str] | str | None = None,
     audio: bool = True,
     scene_detect: bool = True,
     scene_threshold: float = 0.3,
@@ -232,7 +233,7 @@ def convert(
             plans.append(stages.upscaling(asked.upscaler, asked.upscale_options))
         scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
         return _run(reader, stages.build(plans), dst_path, timing, scenes, dedup, deinterlace,
-                    io.EncodeOptions(codec, crf, preset, pix_fmt, audio), on_progress)
+                    io.EncodeOptions(codec, crf, preset, pix_fmt, audio, encoder_opts), on_progress)
     finally:
         reader.close()
 

@@ -93,6 +93,7 @@ def _progress_reporter(quiet: bool, json_out: bool):
 @click.option("--crf", type=int, default=18, show_default=True)
 @click.option("--preset", default="medium", show_default=True)
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the source's).")
+@click.option("--encoder-opts", default=None, help="Encoder options k=v:k=v (x264/x265 params).")
 @click.option("--no-audio", is_flag=True, help="Drop audio.")
 @click.option("--scene-threshold", type=click.FloatRange(0.0, 2.0), default=0.3, show_default=True,
               help="Cut score above which frames belong to different shots.")
