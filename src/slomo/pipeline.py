@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
+from .errors import UsageError
 from .interpolator import Frame, Interpolator
 
 #: Output slots of one input frame: (t in [0, 1) between this frame and the next, output time).
@@ -133,6 +134,21 @@ class Stats:
     cuts: list[float] = field(default_factory=list)  # seconds of the first frame after each cut
 
 
+#: most timesteps one model call is asked for: a pair's in-between frames are made and handed on
+#: in batches of this many, so memory stays bounded whatever the factor
+TIMESTEP_BATCH = 8
+#: output frames per second of input beyond which a request is refused as absurd
+MAX_OUTPUT_RATE = 1_000_000
+
+
+def check_output_rate(rate: Fraction, source: str) -> None:
+    """Refuse a factor or target rate that asks for more than :data:`MAX_OUTPUT_RATE` output frames
+    per second of input, before any work: such a run cannot finish in any useful time."""
+    if rate > MAX_OUTPUT_RATE:
+        raise UsageError(f"{source}: {float(rate):g} output frames per second of input is more than "
+                         f"{MAX_OUTPUT_RATE:,}; ask for a smaller factor or frame rate")
+
+
 def schedule(
     frames: Iterable[tuple[Fraction, Frame]],
     model: Interpolator,
@@ -145,9 +161,12 @@ def schedule(
 
     For input frame k the model sees the window k-(W/2-1) .. k+W/2, indices clamped to the ends
     of the stream and to k's shot.  Output slots at t = 0 are the input frame itself (or the
-    model's restored frame, for deblurring models).  Slots of the pair across a cut repeat the
-    nearest keyframe; those of the last frame repeat it, so the output lasts as long as the input.
-    ``last_duration(time)`` gives how long the last frame is shown.
+    model's restored frame, for deblurring models).  The model is asked for at most
+    :data:`TIMESTEP_BATCH` timesteps at a time and each batch is yielded before the next is made.
+    Slots of the pair across a cut, all earlier than the cut, repeat the old shot's last frame: the
+    output changes shot at the time of the new shot's first frame.  Slots of the last frame repeat
+    it, so the output lasts as long as the input.  ``last_duration(time)`` gives how long the last
+    frame is shown.
     """
     stats = stats or Stats()
     spec = model.spec
@@ -156,7 +175,6 @@ def schedule(
     buffer: dict[int, _Input] = {}
     ended = False
     next_index = 0
-    deferred: list[Fraction] = []  # slots waiting for the next keyframe (the far side of a cut)
     shot_start = 0
 
     def pull(upto: int) -> None:
@@ -190,37 +208,37 @@ def schedule(
             shot_start = k
             if spec.stateful:
                 model.reset()
-        last_index = next_index - 1
         hi = k
-        while hi < min(k + after, last_index) and buffer[hi + 1].shot == current.shot:
+        while hi < min(k + after, next_index - 1) and buffer[hi + 1].shot == current.shot:
             hi += 1
         pair_ok = hi > k  # the next frame exists and is in the same shot
         window = [buffer[min(max(k + o, shot_start), hi)].frame for o in range(-before, after + 1)]
         end = buffer[k + 1].time if k + 1 in buffer else current.time + last_duration(current.time)
-        slots = timeline.slots(current.time, end)
-
-        wanted = [t for t, _ in slots if t > 0 and pair_ok]
-        ask = ([Fraction(0)] if spec.restores_keyframes else []) + wanted
-        made = dict(zip(ask, model.interpolate(window, [float(t) for t in ask]))) if ask else {}
-        keyframe = made.get(Fraction(0), current.frame) if spec.restores_keyframes else current.frame
-
-        for time in deferred:
-            yield time, keyframe
-        deferred = []
-        for t, time in slots:
-            if t == 0:
-                frame = keyframe
-            elif pair_ok:
-                frame = made[t]
-            elif t >= Fraction(1, 2) and k < last_index:
-                deferred.append(time)  # across a cut: the next shot's first frame is nearer
-                continue
-            else:
-                frame = keyframe
-            yield time, frame
+        yield from _fill_slots(model, window, timeline.slots(current.time, end), current.frame, pair_ok)
         for stale in [i for i in buffer if i < k - before]:
             del buffer[stale]
         k += 1
+
+
+def _fill_slots(model: Interpolator, window: list[Frame], slots: Slots, keyframe: Frame,
+                pair_ok: bool) -> Iterator[tuple[Fraction, Frame]]:
+    """The frames of one input frame's slots, made :data:`TIMESTEP_BATCH` timesteps at a time.
+
+    A deblurring model is asked for t = 0 first (in the first batch), and its restored frame
+    stands for the input frame in every slot the model does not fill.
+    """
+    restores = model.spec.restores_keyframes
+    asked_keyframe = not restores
+    for start in range(0, max(len(slots), 1), TIMESTEP_BATCH):
+        batch = slots[start:start + TIMESTEP_BATCH]
+        ask = [t for t, _ in batch if t > 0 and pair_ok]
+        if not asked_keyframe:
+            ask.insert(0, Fraction(0))
+            asked_keyframe = True
+        made = dict(zip(ask, model.interpolate(window, [float(t) for t in ask]))) if ask else {}
+        keyframe = made.get(Fraction(0), keyframe)
+        for t, time in batch:
+            yield time, made.get(t, keyframe)
 
 
 _END = object()
