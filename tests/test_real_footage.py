@@ -215,3 +215,18 @@ def test_anamorphic_sample_aspect_ratio_is_kept(tmp_path):
     out = slomo.convert(src, tmp_path / "out.mp4", factor=2, model="blend").output
     with av.open(out) as container:
         assert container.streams.video[0].sample_aspect_ratio == Fraction(4, 3)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 3), (11, 11)])
+def test_tiny_frames_interpolate_with_flow(tmp_path, size):
+    """Frames smaller than optical flow's patches are padded for the flow, not refused."""
+    width, height = size
+    levels = [40, 80, 120, 160]
+    src = write_clip(tmp_path / "tiny.mkv", [np.full((height, width, 3), v, np.uint8) for v in levels],
+                     codec="ffv1", pix_fmt="yuv444p", audio=False)
+    result = slomo.convert(src, tmp_path / "out.mkv", factor=2, model="flow", codec="ffv1",
+                           scene_detect=False)
+    out, _, _ = read_video(result.output)
+    assert [f.shape for f in out] == [(height, width, 3)] * 8
+    means = [float(f.mean()) for f in out]
+    assert means[:7] == pytest.approx([40, 60, 80, 100, 120, 140, 160], abs=2)
