@@ -230,3 +230,25 @@ def test_tiny_frames_interpolate_with_flow(tmp_path, size):
     assert [f.shape for f in out] == [(height, width, 3)] * 8
     means = [float(f.mean()) for f in out]
     assert means[:7] == pytest.approx([40, 60, 80, 100, 120, 140, 160], abs=2)
+
+
+@pytest.mark.slow
+def test_frames_too_large_for_memory_are_refused_up_front(tmp_path, monkeypatch):
+    """An 8192x8192 input on a machine with 8 GiB free: refused before any model is built, with
+    the size that would fit, instead of being killed by the system part-way."""
+    from slomo import interpolator, pipeline
+
+    frames = tmp_path / "huge"
+    frames.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(frames / f"{i:03d}.png"), np.full((8192, 8192, 3), 60 * i, np.uint8))
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 8 * 2 ** 30)
+    monkeypatch.setattr(interpolator, "create", lambda *a, **k: pytest.fail("a model was built"))
+    with pytest.raises(slomo.MediaError, match=r"8192x8192 frames with model blend need about "
+                                               r"[\d.]+ GiB .* 8.0 GiB is available; convert a copy "
+                                               r"scaled down to (\d+)x\1 or less") as refused:
+        slomo.convert(str(frames / "%03d.png"), tmp_path / "out.mp4", model="blend")
+    assert not (tmp_path / "out.mp4").exists()
+    side = int(str(refused.value).split("scaled down to ")[1].split("x")[0])
+    spec = interpolator.get_spec("blend")
+    assert pipeline.memory_needed(spec, side, side) <= 8 * 2 ** 30 < pipeline.memory_needed(spec, side + 64, side + 64)

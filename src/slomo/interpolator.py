@@ -77,6 +77,8 @@ class ModelSpec:
     #: True when outputs depend on earlier calls (recurrent state), reset at scene cuts
     stateful: bool = False
     aliases: tuple[str, ...] = field(default=())
+    #: peak memory of one call for 8 timesteps, in bytes per frame pixel (benchmarks/memory_per_pixel.py)
+    memory_per_pixel: int = 0
 
 
 class Interpolator(ABC):

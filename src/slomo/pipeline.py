@@ -11,17 +11,19 @@ no frame is blended across a cut, and windows are clipped to their shot.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
 
-from .errors import UsageError
-from .interpolator import Frame, Interpolator
+from .errors import MediaError, UsageError
+from .interpolator import Frame, Interpolator, ModelSpec
 
 #: Output slots of one input frame: (t in [0, 1) between this frame and the next, output time).
 Slots = list[tuple[Fraction, Fraction]]
@@ -147,6 +149,60 @@ def check_output_rate(rate: Fraction, source: str) -> None:
     if rate > MAX_OUTPUT_RATE:
         raise UsageError(f"{source}: {float(rate):g} output frames per second of input is more than "
                          f"{MAX_OUTPUT_RATE:,}; ask for a smaller factor or frame rate")
+
+
+#: frames each queue between the threads holds
+QUEUE_SIZE = 8
+#: bytes per pixel of one frame as the pipeline holds it (float32 RGB)
+FRAME_BYTES_PER_PIXEL = 12
+#: the decoder's and encoder's own buffers (libx264's lookahead, format conversions), in bytes per
+#: pixel: a whole blend run's measured slope (``benchmarks/memory_per_pixel.py blend``: 513) less
+#: blend's own figure (132) and the 21 frames of :func:`memory_needed` (252)
+CODEC_BYTES_PER_PIXEL = 129
+
+
+def memory_needed(spec: ModelSpec, width: int, height: int, queue_size: int = QUEUE_SIZE) -> int:
+    """Bytes a run grows by beyond the loaded program: the model's working memory for a batch of
+    timesteps (``spec.memory_per_pixel``, measured), the frames the pipeline holds at most (both
+    queues full, one frame in each thread, the model's window and the frame after it) and the
+    codecs' buffers."""
+    frames = 2 * queue_size + 2 + spec.window + 1
+    per_pixel = spec.memory_per_pixel + frames * FRAME_BYTES_PER_PIXEL + CODEC_BYTES_PER_PIXEL
+    return width * height * per_pixel
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still take: the system's available memory, or what is left under
+    the cgroup's limit if that is less; None where neither can be read."""
+    found = []
+    try:
+        with open("/proc/meminfo") as meminfo:
+            found += [int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:")]
+    except OSError:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def check_memory(spec: ModelSpec, width: int, height: int, source: str) -> None:
+    """Refuse up front a run whose frames cannot fit in memory, saying which size would, rather
+    than being killed by the system part-way."""
+    needed, available = memory_needed(spec, width, height), available_memory()
+    if available is None or needed <= available:
+        return
+    shrink = (available / needed) ** 0.5
+    fits = f"{int(width * shrink) // 2 * 2}x{int(height * shrink) // 2 * 2}"
+    raise MediaError(f"{source}: {width}x{height} frames with model {spec.name} need about "
+                     f"{needed / 2 ** 30:.1f} GiB of memory and {available / 2 ** 30:.1f} GiB is "
+                     f"available; convert a copy scaled down to {fits} or less")
 
 
 def schedule(
@@ -283,7 +339,7 @@ def run(
     last_duration: Callable[[Fraction], Fraction],
     scenes: SceneDetector | None = None,
     on_frame: Callable[[Stats], None] | None = None,
-    queue_size: int = 8,
+    queue_size: int = QUEUE_SIZE,
 ) -> Stats:
     """Decode, interpolate and encode concurrently; re-raise the first error of any thread.
 
