@@ -11,6 +11,15 @@ Each case runs in a fresh process and reports its peak resident set (``VmHWM``):
 
 A figure is the slope between two frame sizes (640x360 and 1280x720 by default), in bytes per
 pixel: the interpreter, torch and the weights, which do not grow with the frame, drop out.
+
+Measured 2026-11-22 on the 2-core dev machine (torch 2.13 CPU, fp32), peaks at 640x360 / 1280x720:
+
+    blend  model 132 B/px (285 / 372 MiB)   run 513 B/px (409 / 747 MiB)
+    flow   model 287 B/px (324 / 513 MiB)   run 651 B/px (433 / 862 MiB)
+
+The model figures are the specs' ``memory_per_pixel``; the blend run, less its model figure and the
+pipeline's frames, gives ``pipeline.CODEC_BYTES_PER_PIXEL``; the flow run (651) checks the
+estimate ``pipeline.memory_needed`` makes of it (287 + 21 x 12 + 129 = 668).
 """
 
 from __future__ import annotations
