@@ -180,7 +180,7 @@ def convert(
     try:
         info = reader.info
         pipeline.check_output_rate(rate or info.rate * factor, src)
-        pipeline.check_memory(spec, info.width, info.height, src)
+        pipeline.check_memory(spec, info.width, info.height, src, (rate or info.rate * factor) / info.rate)
         tag = factor if rate is None else None
         if dst is None:
             dst_path = default_output(src, tag, rate, slowmo)

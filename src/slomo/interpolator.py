@@ -77,8 +77,9 @@ class ModelSpec:
     #: True when outputs depend on earlier calls (recurrent state), reset at scene cuts
     stateful: bool = False
     aliases: tuple[str, ...] = field(default=())
-    #: peak memory of one call for 8 timesteps, in bytes per frame pixel (benchmarks/memory_per_pixel.py)
-    memory_per_pixel: int = 0
+    #: peak memory of a call, bytes per frame pixel: for one timestep, and for each further one
+    #: (measured by benchmarks/memory_per_pixel.py)
+    memory_per_pixel: tuple[int, int] = (0, 0)
 
 
 class Interpolator(ABC):

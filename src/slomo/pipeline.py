@@ -11,6 +11,7 @@ no frame is blended across a cut, and windows are clipped to their shot.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -156,19 +157,21 @@ QUEUE_SIZE = 8
 #: bytes per pixel of one frame as the pipeline holds it (float32 RGB)
 FRAME_BYTES_PER_PIXEL = 12
 #: the decoder's and encoder's own buffers (libx264's lookahead, format conversions), in bytes per
-#: pixel: a whole blend run's measured slope (``benchmarks/memory_per_pixel.py blend``: 513) less
-#: blend's own figure (132) and the 21 frames of :func:`memory_needed` (252)
-CODEC_BYTES_PER_PIXEL = 129
+#: pixel: a whole factor-2 blend run's measured slope (``benchmarks/memory_per_pixel.py blend``: 513)
+#: less blend's figure for 2 timesteps (48 + 12) and the 21 frames of :func:`memory_needed` (252)
+CODEC_BYTES_PER_PIXEL = 201
 
 
-def memory_needed(spec: ModelSpec, width: int, height: int, queue_size: int = QUEUE_SIZE) -> int:
-    """Bytes a run grows by beyond the loaded program: the model's working memory for a batch of
-    timesteps (``spec.memory_per_pixel``, measured), the frames the pipeline holds at most (both
-    queues full, one frame in each thread, the model's window and the frame after it) and the
-    codecs' buffers."""
+def memory_needed(spec: ModelSpec, width: int, height: int, timesteps: int = 1,
+                  queue_size: int = QUEUE_SIZE) -> int:
+    """Bytes a run grows by beyond the loaded program: the model's working memory for a call of
+    ``timesteps`` (at most :data:`TIMESTEP_BATCH`) from ``spec.memory_per_pixel`` (measured), the
+    frames the pipeline holds at most (both queues full, one frame in each thread, the model's
+    window and the frame after it) and the codecs' buffers."""
+    first, further = spec.memory_per_pixel
+    model = first + further * (min(timesteps, TIMESTEP_BATCH) - 1)
     frames = 2 * queue_size + 2 + spec.window + 1
-    per_pixel = spec.memory_per_pixel + frames * FRAME_BYTES_PER_PIXEL + CODEC_BYTES_PER_PIXEL
-    return width * height * per_pixel
+    return width * height * (model + frames * FRAME_BYTES_PER_PIXEL + CODEC_BYTES_PER_PIXEL)
 
 
 def available_memory() -> int | None:
@@ -192,10 +195,12 @@ def available_memory() -> int | None:
     return min(found) if found else None
 
 
-def check_memory(spec: ModelSpec, width: int, height: int, source: str) -> None:
+def check_memory(spec: ModelSpec, width: int, height: int, source: str, frames_per_input: float) -> None:
     """Refuse up front a run whose frames cannot fit in memory, saying which size would, rather
-    than being killed by the system part-way."""
-    needed, available = memory_needed(spec, width, height), available_memory()
+    than being killed by the system part-way.  ``frames_per_input`` (the factor, or output rate /
+    input rate) bounds the timesteps of one model call."""
+    needed = memory_needed(spec, width, height, math.ceil(frames_per_input))
+    available = available_memory()
     if available is None or needed <= available:
         return
     shrink = (available / needed) ** 0.5

@@ -20,5 +20,5 @@ register(ModelSpec(
     name="blend",
     summary="linear cross-fade (baseline, no weights)",
     factory=Blend,
-    memory_per_pixel=132,
+    memory_per_pixel=(48, 12),
 ))

@@ -117,5 +117,5 @@ register(ModelSpec(
     name="flow",
     summary="OpenCV DIS optical flow, both directions, occlusion-aware warping (no weights)",
     factory=DenseFlow,
-    memory_per_pixel=287,
+    memory_per_pixel=(182, 15),
 ))
