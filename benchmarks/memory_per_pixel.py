@@ -16,11 +16,13 @@ interpreter, torch and the weights, which do not grow with the frame, drop out.
 Measured 2026-11-22 on the 2-core dev machine (torch 2.13 CPU, fp32), peaks at 640x360 / 1280x720:
 
     model, 1 timestep    blend  48 B/px (267 / 298 MiB)   flow 182 B/px (301 / 421 MiB)
+                         rife  408 B/px (399 / 668 MiB)
     model, 8 timesteps   blend 132 B/px (285 / 372 MiB)   flow 287 B/px (324 / 513 MiB)
                          rife 2130 B/px (910 / 2314 MiB)
     run, factor 2        blend 513 B/px (409 / 747 MiB)   flow 651 B/px (433 / 862 MiB)
 
-A spec's ``memory_per_pixel`` is (one timestep, each further one): blend (48, 12), flow (182, 15).
+A spec's ``memory_per_pixel`` is (one timestep, each further one): blend (48, 12), flow (182, 15),
+rife (408, 246); the other models are not measured and count for their frames only.
 The blend run, less blend's figure for the 2 timesteps a factor-2 run may ask (60) and the 21
 frames the pipeline holds (252), gives ``pipeline.CODEC_BYTES_PER_PIXEL`` (201); the flow run
 (651) checks the estimate ``pipeline.memory_needed`` makes of it (182 + 15 + 252 + 201 = 650).

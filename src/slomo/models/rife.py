@@ -467,6 +467,7 @@ register(ModelSpec(
     weights=("rife-v4.0",),
     devices=("cpu", "cuda", "mps"),
     aliases=("rife-v4", "rife-v4.0"),
+    memory_per_pixel=(408, 246),
 ))
 
 register(ModelSpec(
