@@ -52,7 +52,7 @@ def _case(model: str, mode: str, width: int, height: int, count: int) -> int:
     import numpy as np
 
     import slomo
-    from slomo import api, interpolator, pipeline
+    from slomo import api, interpolator
 
     spec = interpolator.get_spec(model)
     if mode == "model":
