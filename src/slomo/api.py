@@ -216,6 +216,8 @@ def convert(
     reader = io.open_input(src, parse_rate(input_fps))
     try:
         info = reader.info
+        pipeline.check_output_rate(rate or info.rate * factor, src)
+        pipeline.check_memory(asked.spec, info.width, info.height, src, (rate or info.rate * factor) / info.rate)
         tag = factor if rate is None else None
         if dst is None:
             dst_path = default_output(src, tag, rate, slowmo)

@@ -26,8 +26,28 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _exit_at_once(signum, frame) -> None:
+    """Leave without unwinding: while torch is imported nothing is written yet, and a
+    KeyboardInterrupt raised inside its C++ initialisers can abort the process (``terminate``)."""
+    os.write(2, b"slomo: error: interrupted\n")
+    os._exit(128 + signum)
+
+
 class _ConvertByDefault(click.Group):
     """``slomo INPUT ...`` runs convert; ``slomo models`` etc. run the named command."""
+
+    def invoke(self, ctx):
+        """Import torch with Ctrl-C and SIGTERM exiting at once, then run the command; an interrupt
+        ends it with status 130 and one line."""
+        handlers = {sig: signal.signal(sig, _exit_at_once) for sig in (signal.SIGINT, signal.SIGTERM)}
+        import torch  # noqa: F401  (every command but --help needs it)
+
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):

@@ -123,6 +123,9 @@ class ModelSpec:
     #: the scale it is benchmarked at on 4K frames; None: not benchmarked at 4K
     scale_at_4k: float | None = None
     aliases: tuple[str, ...] = field(default=())
+    #: peak memory of a call, bytes per frame pixel: for one timestep, and for each further one
+    #: (measured by benchmarks/memory_per_pixel.py)
+    memory_per_pixel: tuple[int, int] = (0, 0)
 
     @property
     def weights(self) -> tuple[str, ...]:

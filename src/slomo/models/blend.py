@@ -22,4 +22,5 @@ register(ModelSpec(
     summary="linear cross-fade (baseline, no weights)",
     factory=Blend,
     scale_at_4k=1.0,
+    memory_per_pixel=(48, 12),
 ))

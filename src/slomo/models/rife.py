@@ -485,6 +485,7 @@ register(ModelSpec(
     scales=SCALES,
     scale_at_4k=0.5,
     aliases=("rife-v4", "rife-v4.0"),
+    memory_per_pixel=(408, 246),
 ))
 
 register(ModelSpec(
