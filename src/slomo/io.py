@@ -327,7 +327,7 @@ class EncodeOptions:
 
 
 #: The encoder that makes the source's own format: its output plays where the source played.
-_OWN_FORMAT_ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9"}
+_OWN_FORMAT_ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "ffv1": "ffv1"}
 #: Codec tags players need: Apple's players take HEVC in MP4/MOV only as hvc1 (ffmpeg writes hev1).
 _CODEC_TAGS = {("hevc", "mp4"): "hvc1", ("hevc", "mov"): "hvc1", ("hevc", "ipod"): "hvc1"}
 
