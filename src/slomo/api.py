@@ -17,7 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from . import interpolator, io, pipeline
+from . import interpolator, io, outputs, pipeline
 from .errors import UsageError
 
 
@@ -88,34 +88,6 @@ def model_options(spec: interpolator.ModelSpec, device: str = "auto",
                                      weights=Path(weights) if weights else None, **fields)
 
 
-def default_output(src: str, factor: int | None, fps: Fraction | None, slowmo: bool,
-                   folder: Path | None = None) -> Path:
-    """``<stem>.<factor>x.<ext>`` beside the input (``<stem>.slowmo<factor>x.<ext>`` for slow motion)."""
-    if io.is_pattern(src):
-        base = Path(src).parent
-        stem, ext, parent = base.name or "frames", ".mp4", base.parent
-    else:
-        path = Path(src)
-        ext = path.suffix if path.suffix.lower() in io.VIDEO_EXTENSIONS else ".mp4"
-        stem, parent = path.stem, path.parent
-    if fps is not None and not factor:
-        tag = f"{float(fps):g}fps"
-    else:
-        tag = f"{factor}x"
-    name = f"{stem}.{'slowmo' if slowmo else ''}{tag}{ext}"
-    return (folder or parent) / name
-
-
-def _check_output(src: str, dst: Path, overwrite: bool) -> None:
-    if not io.is_pattern(str(dst)):
-        if os.path.exists(src) and dst.exists() and dst.resolve() == Path(src).resolve():
-            raise io.MediaError("output would replace the input")
-        if dst.exists() and not overwrite:
-            raise io.MediaError(f"output {dst} exists (use -y to replace it)")
-        if dst.suffix.lower() not in io.VIDEO_EXTENSIONS:
-            raise UsageError(f"output {dst}: unknown video extension {dst.suffix or '(none)'!r}")
-
-
 def _timing(info: io.VideoInfo, factor: int | None, fps: Fraction | None, slowmo: bool,
             dedup: bool = False, max_fps: Fraction | None = None):
     """Timeline, output rate, time base and time stretch of a run.
@@ -158,6 +130,7 @@ def convert(
     max_fps: float | str | Fraction | None = None,
     deinterlace: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    batch: outputs.Batch | None = None,
 ) -> ConvertResult:
     """Convert one video (or image sequence) into one with more frames.
 
@@ -169,6 +142,8 @@ def convert(
     ``dedup`` drops repeated frames (animation on twos) and re-times the rest evenly;
     ``max_fps`` caps the output rate; ``deinterlace`` runs yadif on interlaced input.
     ``on_progress(done, total)`` is called as input frames are consumed (total 0 if unknown).
+    ``batch`` holds the other inputs (and earlier outputs) of the same run: the output may be
+    none of them (see :mod:`slomo.outputs` for the rules every output follows).
 
     Raises :class:`UsageError` for a wrong request, :class:`io.MediaError` for a bad input or
     output, :class:`slomo.weights.WeightsError` for missing weights.
@@ -179,14 +154,8 @@ def convert(
     reader = io.open_input(src, parse_rate(input_fps))
     try:
         info = reader.info
-        tag = factor if rate is None else None
-        if dst is None:
-            dst_path = default_output(src, tag, rate, slowmo)
-        else:
-            dst_path = Path(dst)
-            if dst_path.is_dir() or str(dst).endswith(os.sep):
-                dst_path = default_output(src, tag, rate, slowmo, dst_path)
-        _check_output(src, dst_path, overwrite)
+        target = outputs.plan(src, dst, factor=factor if rate is None else None, fps=rate, slowmo=slowmo,
+                              overwrite=overwrite, batch=batch)
         fixed = spec.timesteps == "fixed" and not spec.restores_keyframes
         if fixed and (dedup or max_fps):
             raise UsageError(f"model {spec.name} makes fixed timesteps only; "
@@ -200,7 +169,7 @@ def convert(
                          parse_rate(max_fps) if max_fps is not None else None)
         stages = _stages(spec, options, timing[0], factor if rate is None else None)
         scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
-        return _run(reader, stages, dst_path, timing, scenes, dedup, deinterlace,
+        return _run(reader, stages, target, timing, scenes, dedup, deinterlace,
                     io.EncodeOptions(codec, crf, preset, pix_fmt, audio), on_progress)
     finally:
         reader.close()
@@ -244,7 +213,7 @@ def _fixed_factor_mismatch(spec, rate, info) -> bool:
     return ratio.denominator != 1 or ratio not in spec.factors
 
 
-def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup: bool, deinterlace: bool,
+def _run(reader, stages: list[pipeline.Stage], target: outputs.Target, timing, scenes, dedup: bool, deinterlace: bool,
          encode: io.EncodeOptions, on_progress) -> ConvertResult:
     started = time.perf_counter()
     info = reader.info
@@ -252,7 +221,6 @@ def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup:
     span: dict[str, Fraction] = {}  # first and last decoded times, duplicates included
     duplicates: list[Fraction] = []
     writer = None
-    dst.parent.mkdir(parents=True, exist_ok=True)
 
     def frames():
         for item in reader.frames(deinterlace):
@@ -265,10 +233,10 @@ def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup:
     def sink(t: Fraction, frame) -> None:
         nonlocal writer
         if writer is None:  # created on the first frame, once rotation and timing are known
-            if io.is_pattern(str(dst)):
-                writer = io.ImageSequenceWriter(str(dst), reader.info)
+            if target.is_sequence:
+                writer = io.ImageSequenceWriter(target, reader.info)
             else:
-                writer = io.VideoWriter(dst, reader.info, out_rate, time_base, encode, stretch)
+                writer = io.VideoWriter(target, reader.info, out_rate, time_base, encode, stretch)
         writer.write(t, frame)
 
     def last_duration(t: Fraction) -> Fraction:
@@ -301,22 +269,3 @@ def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup:
         frames_out=stats.frames_out, seconds=round(time.perf_counter() - started, 3),
         input_fps=float(info.rate), output_fps=float(out_rate / stretch), cuts=stats.cuts,
         duplicates=len(duplicates))
-
-
-_OUTPUT_NAME = re.compile(r"^(?P<stem>.+)\.(slowmo)?(\d+x|[\d.]+fps)$")
-
-
-def find_videos(folder: Path, recursive: bool = False) -> list[Path]:
-    """Video files in ``folder`` (or below it), skipping slomo's own outputs of those inputs."""
-    pattern = "**/*" if recursive else "*"
-    videos = sorted(p for p in folder.glob(pattern)
-                    if p.is_file() and p.suffix.lower() in io.VIDEO_EXTENSIONS
-                    and not p.name.startswith("."))
-    names = {p.name for p in videos}
-
-    def is_output(path: Path) -> bool:
-        match = _OUTPUT_NAME.match(path.stem)
-        return bool(match) and any(n.startswith(match["stem"] + ".") and n != path.name
-                                   and not _OUTPUT_NAME.match(Path(n).stem) for n in names)
-
-    return [p for p in videos if not is_output(p)]

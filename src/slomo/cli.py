@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import sys
 import traceback
@@ -63,25 +62,6 @@ def _progress_reporter(quiet: bool, json_out: bool):
                     console=Console(stderr=True), transient=True)
 
 
-def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, str | None]]:
-    """Each input as (path, error): folders become their videos; a missing path stays an error."""
-    from . import api, io
-
-    expanded = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            videos = api.find_videos(path, recursive)
-            if not videos:
-                expanded.append((item, "no video files in this folder"))
-            expanded += [(str(v), None) for v in videos]
-        elif io.is_pattern(item) or path.exists():
-            expanded.append((item, None))
-        else:
-            expanded.append((item, "no such file"))
-    return expanded
-
-
 @main.command("convert", context_settings={"ignore_unknown_options": False})
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output file, folder, or image pattern out/%06d.png.")
@@ -116,7 +96,7 @@ def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, 
 def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_scene_detect,
                     recursive, quiet, json_out, debug, **settings):
     """Convert videos, folders of videos or image sequences."""
-    from . import api, io
+    from . import api, io, outputs
     from .weights import WeightsError
 
     logging.basicConfig(format="slomo: warning: %(message)s", level=logging.WARNING)
@@ -128,11 +108,11 @@ def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_sce
         model = "bin"
     model = model or "rife"
     factor = factor if factor is not None or fps is not None else 2
-    jobs = _expand_inputs(inputs, recursive)
-    if len(jobs) > 1 and output and not io.is_pattern(output):
-        if Path(output).suffix and not Path(output).is_dir():
-            _fail(f"{output}: several inputs need an output folder, not a file", 2)
-        output = os.path.join(output, "")  # a folder, created when needed
+    try:
+        jobs = outputs.batch_jobs(inputs, output, recursive)
+    except api.UsageError as exc:
+        _fail(str(exc), 2)
+    batch = outputs.Batch(job.src for job in jobs if not job.problem)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     progress = _progress_reporter(quiet, json_out)
@@ -140,7 +120,7 @@ def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_sce
     if progress:
         progress.start()
     try:
-        for src, problem in jobs:
+        for src, dst, problem in ((job.src, job.output, job.problem) for job in jobs):
             if problem:
                 failures.append({"input": src, "error": problem})
                 click.echo(f"slomo: error: {src}: {problem}", err=True)
@@ -154,9 +134,9 @@ def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_sce
                                     rate=done / elapsed if elapsed else 0.0)
 
             try:
-                result = api.convert(src, output, factor=factor, fps=fps, model=model,
+                result = api.convert(src, dst, factor=factor, fps=fps, model=model,
                                      audio=not no_audio, scene_detect=not no_scene_detect,
-                                     on_progress=on_progress, **settings)
+                                     on_progress=on_progress, batch=batch, **settings)
             except api.UsageError as exc:
                 if debug:
                     traceback.print_exc()

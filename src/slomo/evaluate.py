@@ -224,7 +224,7 @@ def find_clips(source: str | Path, factor: int = 2, limit: int | None = None) ->
         return _middlebury(root, limit)
     if (path / "sequences").is_dir():
         return _vimeo(path, limit)
-    from .api import find_videos
+    from .outputs import find_videos
 
     videos = find_videos(path)
     if not videos:
