@@ -10,11 +10,11 @@ import time
 
 import cv2
 import pytest
+from conftest import moving_frames, read_video, write_clip
+from test_cli import slomo as run_cli
 
 import slomo
-from conftest import moving_frames, read_video, write_clip
 from slomo import outputs
-from test_cli import slomo as run_cli
 
 
 def digest(path):
@@ -242,3 +242,23 @@ def test_an_output_that_can_neither_move_nor_go_is_reported(clip, tmp_path, monk
     monkeypatch.setattr(os, "unlink", denied)
     with pytest.raises(slomo.MediaError, match=r"the finished output is left at .*\.out\..*\.partial\.mp4"):
         slomo.convert(clip, tmp_path / "out.mp4", model="blend")
+
+
+# siblings: eval's plot and difference images land the same way
+
+def test_small_outputs_never_replace_the_source_and_land_whole(clip, tmp_path):
+    before = digest(clip)
+    os.link(clip, tmp_path / "alias.png")
+    for path in (clip, tmp_path / "alias.png"):
+        with pytest.raises(slomo.MediaError, match="would replace the input"):
+            outputs.write_file(path, lambda partial: partial.write_bytes(b"plot"), protect=[clip])
+
+    def half_written(partial):
+        partial.write_bytes(b"half")
+        raise Boom()
+
+    with pytest.raises(Boom):
+        outputs.write_file(tmp_path / "new" / "plot.png", half_written, protect=[clip])
+    assert digest(clip) == before and not (tmp_path / "new").exists() and hidden(tmp_path) == []
+    written = outputs.write_file(tmp_path / "plot.png", lambda partial: partial.write_bytes(b"plot"), [clip])
+    assert written.read_bytes() == b"plot"

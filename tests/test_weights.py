@@ -183,7 +183,7 @@ def fetch_bounded(name, seconds=60):
 
 def test_a_stalled_download_gives_up_and_says_what_to_do(manifest, stalled_server, monkeypatch, capsys):
     monkeypatch.setenv("SLOMO_FETCH_TIMEOUT", "2")
-    monkeypatch.setattr(weights, "NOTICE_SECONDS", 0.5)
+    monkeypatch.setattr(weights, "NOTICE_SECONDS", 0.5, raising=False)
     url = f"{stalled_server}/w.pth"
     manifest("far", sha256="0" * 64, sources=[{"url": url}])
     errors, finished = fetch_bounded("far", 30)
@@ -196,7 +196,7 @@ def test_a_stalled_download_gives_up_and_says_what_to_do(manifest, stalled_serve
 
 def test_a_stalled_pip_index_gives_up_and_says_what_to_do(manifest, stalled_server, monkeypatch, capsys):
     monkeypatch.setenv("SLOMO_FETCH_TIMEOUT", "2")
-    monkeypatch.setattr(weights, "NOTICE_SECONDS", 0.5)
+    monkeypatch.setattr(weights, "NOTICE_SECONDS", 0.5, raising=False)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_INDEX_URL", f"{stalled_server}/simple")
     monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
