@@ -135,12 +135,14 @@ def test_a_batch_output_that_is_another_input_is_refused(tmp_path):
     assert digest(second) == before and (tmp_path / "a.2x.2x.mp4").is_file()
 
 
-def test_a_batch_never_replaces_its_own_earlier_output(tmp_path):
+@pytest.mark.parametrize("output", ["out", "out/%06d.png"])
+def test_a_batch_never_replaces_its_own_earlier_output(tmp_path, output):
     (tmp_path / "d1").mkdir(), (tmp_path / "d2").mkdir()
     one = write_clip(tmp_path / "d1" / "a.mp4", moving_frames(6))
     two = write_clip(tmp_path / "d2" / "a.mp4", moving_frames(6, seed=2))
-    code, _, err = run_cli(one, two, "-m", "blend", "-o", tmp_path / "out", "-y", "-q")
+    code, _, err = run_cli(one, two, "-m", "blend", "-o", tmp_path / output, "-y", "-q")
     assert code == 1 and f"was written earlier in this run (from {one})" in err
+    assert err.count("slomo: error:") == 1  # the first converted, the second refused
 
 
 # 5. -r -o OUT mirrors the input tree
