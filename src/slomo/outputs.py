@@ -87,9 +87,8 @@ def batch_jobs(inputs: Iterable[str], output: str | None, recursive: bool) -> li
     or an image pattern."""
     inputs = list(inputs)
     several = len(inputs) > 1 or any(Path(item).is_dir() for item in inputs)
-    if several and output and not io.is_pattern(output):
-        if Path(output).suffix and not Path(output).is_dir():
-            raise UsageError(f"{output}: several inputs need an output folder, not a file")
+    if several and output and not io.is_pattern(output) and Path(output).suffix and not Path(output).is_dir():
+        raise UsageError(f"{output}: several inputs need an output folder, not a file")
     jobs = []
     for item in inputs:
         path = Path(item)
@@ -109,7 +108,7 @@ def _mirrored(output: str | None, relative: Path) -> str | None:
     """The output folder of a video found ``relative`` below an input folder."""
     if output is None or io.is_pattern(output):
         return output
-    return os.path.join(output, relative, "")
+    return os.path.join(output, *relative.parts, "")
 
 
 def identity(path: str | os.PathLike) -> FileId | None:
@@ -289,34 +288,35 @@ class Landing:
         return None
 
     def _remove_folders(self) -> None:
-        for folder in reversed(self._created):
-            try:
-                folder.rmdir()
-            except OSError:  # not empty (something else was put there) or not ours to remove
-                return
+        _remove_empty(self._created)
 
 
 def _make_folders(folder: Path) -> list[Path]:
     """Create ``folder`` and its missing parents; the ones created, outermost first."""
     missing = []
-    while not folder.exists():
+    while not folder.exists() and folder.parent != folder:
         missing.append(folder)
-        if folder.parent == folder:
-            break
         folder = folder.parent
-    created = []
-    try:
-        for path in reversed(missing):
-            try:
-                path.mkdir()
-            except FileExistsError:
-                continue
-            created.append(path)
-    except OSError as exc:
-        for path in reversed(created):
-            path.rmdir()
-        raise MediaError(f"cannot create the folder {path} ({exc.strerror})") from None
+    created: list[Path] = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:  # made meanwhile by someone else: not ours to remove
+            continue
+        except OSError as exc:
+            _remove_empty(created)
+            raise MediaError(f"cannot create the folder {path} ({exc.strerror})") from None
+        created.append(path)
     return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove created folders, innermost first, while they are empty."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (something else was put there meanwhile): kept
+            return
 
 
 def _create_file(path: Path) -> None:
