@@ -213,8 +213,8 @@ def _fixed_factor_mismatch(spec, rate, info) -> bool:
     return ratio.denominator != 1 or ratio not in spec.factors
 
 
-def _run(reader, stages: list[pipeline.Stage], target: outputs.Target, timing, scenes, dedup: bool, deinterlace: bool,
-         encode: io.EncodeOptions, on_progress) -> ConvertResult:
+def _run(reader, stages: list[pipeline.Stage], target: outputs.Target, timing, scenes, dedup: bool,
+         deinterlace: bool, encode: io.EncodeOptions, on_progress) -> ConvertResult:
     started = time.perf_counter()
     info = reader.info
     _, out_rate, time_base, stretch = timing
