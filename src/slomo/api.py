@@ -10,14 +10,13 @@ The CLI is a thin layer over these functions; everything a run can do is reachab
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import interpolator, io, pipeline, stages
+from . import interpolator, io, outputs, pipeline, stages
 from .errors import MediaError, SlomoError, UsageError
 
 
@@ -59,32 +58,6 @@ def parse_rate(text: str | float | Fraction) -> Fraction:
     return rate
 
 
-def default_output(src: str, factor: int | None, fps: Fraction | None, slowmo: bool,
-                   folder: Path | None = None) -> Path:
-    """``<stem>.<factor>x.<ext>`` beside the input (``<stem>.slowmo<factor>x.<ext>`` for slow motion)."""
-    if io.is_pattern(src):
-        base = Path(src).parent
-        stem, ext, parent = base.name or "frames", ".mp4", base.parent
-    else:
-        path = Path(src)
-        ext = path.suffix if path.suffix.lower() in io.VIDEO_EXTENSIONS else ".mp4"
-        stem, parent = path.stem, path.parent
-    if fps is not None and not factor:
-        tag = f"{float(fps):g}fps"
-    else:
-        tag = f"{factor}x"
-    name = f"{stem}.{'slowmo' if slowmo else ''}{tag}{ext}"
-    return (folder or parent) / name
-
-
-def _check_output(src: str, dst: Path, overwrite: bool) -> None:
-    if not io.is_pattern(str(dst)):
-        if os.path.exists(src) and dst.exists() and dst.resolve() == Path(src).resolve():
-            raise MediaError("output would replace the input")
-        if dst.exists() and not overwrite:
-            raise MediaError(f"output {dst} exists (use -y to replace it)")
-        if dst.suffix.lower() not in io.VIDEO_EXTENSIONS:
-            raise UsageError(f"output {dst}: unknown video extension {dst.suffix or '(none)'!r}")
 
 
 def _timing(info: io.VideoInfo, factor: int | None, fps: Fraction | None, slowmo: bool,
@@ -190,6 +163,7 @@ def convert(
     max_fps: float | str | Fraction | None = None,
     deinterlace: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    batch: outputs.Batch | None = None,
 ) -> ConvertResult:
     """Convert one video (or image sequence) into one with more frames.
 
@@ -203,6 +177,8 @@ def convert(
     ``upscale`` N resizes every output frame N times with ``upscale_model`` (default: the first
     installed upscaler that makes N).
     ``on_progress(done, total)`` is called as input frames are consumed (total 0 if unknown).
+    ``batch`` holds the other inputs (and earlier outputs) of the same run: the output may be
+    none of them (see :mod:`slomo.outputs` for the rules every output follows).
 
     Raises :class:`UsageError` for a wrong request (checked before any output is opened),
     :class:`MediaError` for a bad input or output, :class:`WeightsError` for missing weights.
@@ -218,15 +194,9 @@ def convert(
         info = reader.info
         pipeline.check_output_rate(rate or info.rate * factor, src)
         pipeline.check_memory(asked.spec, info.width, info.height, src, (rate or info.rate * factor) / info.rate)
-        tag = factor if rate is None else None
-        if dst is None:
-            dst_path = default_output(src, tag, rate, slowmo)
-        else:
-            dst_path = Path(dst)
-            if dst_path.is_dir() or str(dst).endswith(os.sep):
-                dst_path = default_output(src, tag, rate, slowmo, dst_path)
-        _check_output(src, dst_path, overwrite)
-        _check_crf(codec, dst_path, crf)
+        target = outputs.plan(src, dst, factor=factor if rate is None else None, fps=rate, slowmo=slowmo,
+                              overwrite=overwrite, batch=batch)
+        _check_crf(codec, target.path, crf)
         timing = _timing(info, factor, rate, slowmo, dedup,
                          parse_rate(max_fps) if max_fps is not None else None)
         options = asked.options if rate is None else replace(asked.options, ratio=rate / info.rate)
@@ -234,21 +204,20 @@ def convert(
         if asked.upscaler is not None:
             plans.append(stages.upscaling(asked.upscaler, asked.upscale_options))
         scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
-        return _run(reader, stages.build(plans), dst_path, timing, scenes, dedup, deinterlace,
+        return _run(reader, stages.build(plans), target, timing, scenes, dedup, deinterlace,
                     io.EncodeOptions(codec, crf, preset, pix_fmt, audio, encoder_opts), on_progress)
     finally:
         reader.close()
 
 
-def _run(reader, chain: list[pipeline.Stage], dst: Path, timing, scenes, dedup: bool, deinterlace: bool,
-         encode: io.EncodeOptions, on_progress) -> ConvertResult:
+def _run(reader, chain: list[pipeline.Stage], target: outputs.Target, timing, scenes, dedup: bool,
+         deinterlace: bool, encode: io.EncodeOptions, on_progress) -> ConvertResult:
     started = time.perf_counter()
     info = reader.info
     _, out_rate, time_base, stretch = timing
     span: dict[str, Fraction] = {}  # first and last decoded times, duplicates included
     duplicates: list[Fraction] = []
     writer = None
-    dst.parent.mkdir(parents=True, exist_ok=True)
 
     def frames():
         for item in reader.frames(deinterlace):
@@ -263,10 +232,10 @@ def _run(reader, chain: list[pipeline.Stage], dst: Path, timing, scenes, dedup: 
         if writer is None:  # created on the first frame, once rotation and timing are known
             # sized by the frames the last stage makes (an upscaler changes the size)
             made = replace(reader.info, height=frame.shape[0], width=frame.shape[1])
-            if io.is_pattern(str(dst)):
-                writer = io.ImageSequenceWriter(str(dst), made)
+            if target.is_sequence:
+                writer = io.ImageSequenceWriter(target, made)
             else:
-                writer = io.VideoWriter(dst, made, out_rate, time_base, encode, stretch)
+                writer = io.VideoWriter(target, made, out_rate, time_base, encode, stretch)
         writer.write(t, frame)
 
     def last_duration(t: Fraction) -> Fraction:
@@ -340,60 +309,22 @@ def convert_many(
     error)`` is called after each.
     """
     request(**{k: options[k] for k in _REQUEST_OPTIONS if k in options})
-    jobs = _expand(inputs, recursive)
-    if len(jobs) > 1 and dst is not None and not io.is_pattern(str(dst)):
-        if Path(dst).suffix and not Path(dst).is_dir():
-            raise UsageError(f"{dst}: several inputs need an output folder, not a file")
-        dst = os.path.join(dst, "")  # a folder, created when needed
+    jobs = outputs.batch_jobs(map(str, inputs), None if dst is None else str(dst), recursive)
+    written = outputs.Batch(job.src for job in jobs if not job.problem)
     batch = BatchResult()
-    for src, problem in jobs:
+    for job in jobs:
         try:
-            if problem:
-                raise MediaError(problem)
-            result = convert(src, dst, on_progress=on_start(src) if on_start else None, **options)
+            if job.problem:
+                raise MediaError(job.problem)
+            result = convert(job.src, job.output, on_progress=on_start(job.src) if on_start else None,
+                             batch=written, **options)
         except (SlomoError, ValueError, OSError, RuntimeError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-            batch.failed.append(Failure(src, reason, isinstance(exc, UsageError)))
+            batch.failed.append(Failure(job.src, reason, isinstance(exc, UsageError)))
             if on_done:
-                on_done(src, exc)
+                on_done(job.src, exc)
             continue
         batch.converted.append(result)
         if on_done:
-            on_done(src, result)
+            on_done(job.src, result)
     return batch
-
-
-def _expand(inputs: Sequence[str | os.PathLike], recursive: bool) -> list[tuple[str, str | None]]:
-    """Each input as (path, problem): folders become their videos; a missing path is a problem."""
-    expanded: list[tuple[str, str | None]] = []
-    for item in map(str, inputs):
-        path = Path(item)
-        if path.is_dir():
-            videos = find_videos(path, recursive)
-            if not videos:
-                expanded.append((item, "no video files in this folder"))
-            expanded += [(str(v), None) for v in videos]
-        elif io.is_pattern(item) or path.exists():
-            expanded.append((item, None))
-        else:
-            expanded.append((item, "no such file"))
-    return expanded
-
-
-_OUTPUT_NAME = re.compile(r"^(?P<stem>.+)\.(slowmo)?(\d+x|[\d.]+fps)$")
-
-
-def find_videos(folder: Path, recursive: bool = False) -> list[Path]:
-    """Video files in ``folder`` (or below it), skipping slomo's own outputs of those inputs."""
-    pattern = "**/*" if recursive else "*"
-    videos = sorted(p for p in folder.glob(pattern)
-                    if p.is_file() and p.suffix.lower() in io.VIDEO_EXTENSIONS
-                    and not p.name.startswith("."))
-    names = {p.name for p in videos}
-
-    def is_output(path: Path) -> bool:
-        match = _OUTPUT_NAME.match(path.stem)
-        return bool(match) and any(n.startswith(match["stem"] + ".") and n != path.name
-                                   and not _OUTPUT_NAME.match(Path(n).stem) for n in names)
-
-    return [p for p in videos if not is_output(p)]

@@ -493,9 +493,9 @@ def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
     if notes:
         lines += ["", "## Skipped or failed", ""] + [f"- {n}" for n in notes]
     lines += ["", "Regenerate with `make bench` (or `slomo bench --write docs/benchmarks.md`).", ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    return path
+    from .outputs import write_file
+
+    return write_file(path, lambda partial: partial.write_text("\n".join(lines)))
 
 
 def _child(argv: list[str]) -> int:

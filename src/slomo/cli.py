@@ -333,11 +333,11 @@ def eval_command(source, factor, models, limit, device, scale, weights, json_out
                                                device=device, scale=scale, weights=weights,
                                                worst_k=worst if save_diff else 0)
         if plot:
-            evaluate.plot(per_model, Path(plot))
+            evaluate.plot(per_model, Path(plot), protect=[source])
         written = []
         if save_diff:
             for name, kept in worst_frames.items():
-                written += evaluate.save_diffs(name, kept, Path(save_diff))
+                written += evaluate.save_diffs(name, kept, Path(save_diff), protect=[source])
     except UsageError as exc:
         if debug:
             traceback.print_exc()

@@ -46,7 +46,7 @@ from typing import Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from . import interpolator, io, pipeline
+from . import interpolator, io, outputs, pipeline
 from .errors import MediaError, UsageError, WeightsError
 from .frames import from_frame, to_frame
 
@@ -218,7 +218,7 @@ def find_clips(source: str | Path, factor: int = 2, limit: int | None = None) ->
         return _middlebury(root, limit)
     if (path / "sequences").is_dir():
         return _vimeo(path, limit)
-    from .api import find_videos
+    from .outputs import find_videos
 
     videos = find_videos(path)
     if not videos:
@@ -372,8 +372,9 @@ def overall(model: str, results: Sequence[Result]) -> Result:
 # outputs
 
 
-def plot(per_model: dict[str, list[Result]], path: Path) -> Path:
-    """PSNR per rebuilt frame, one line per model (needs matplotlib)."""
+def plot(per_model: dict[str, list[Result]], path: Path, protect: Sequence[str | Path] = ()) -> Path:
+    """PSNR per rebuilt frame, one line per model (needs matplotlib); never onto ``protect``
+    (the source), and in place only once written (:func:`slomo.outputs.write_file`)."""
     try:
         import matplotlib
 
@@ -401,15 +402,16 @@ def plot(per_model: dict[str, list[Result]], path: Path) -> Path:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    try:
+        return outputs.write_file(path, lambda partial: fig.savefig(partial, dpi=120), protect)
+    finally:
+        plt.close(fig)
 
 
-def save_diffs(model: str, worst: Worst, folder: Path, amplify: float = 4.0) -> list[Path]:
-    """Ground truth | output | error (amplified, colour-mapped) side by side, worst frames."""
-    folder.mkdir(parents=True, exist_ok=True)
+def save_diffs(model: str, worst: Worst, folder: Path, amplify: float = 4.0,
+               protect: Sequence[str | Path] = ()) -> list[Path]:
+    """Ground truth | output | error (amplified, colour-mapped) side by side, worst frames;
+    never onto ``protect`` (the source), each in place only once written."""
     written = []
     for rank, (scored, truth, output) in enumerate(worst.frames(), 1):
         error = np.abs(truth.astype(np.int16) - output.astype(np.int16)).mean(axis=-1)
@@ -425,9 +427,14 @@ def save_diffs(model: str, worst: Worst, folder: Path, amplify: float = 4.0) -> 
                         0.7 * scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
         clip = scored.clip.replace("/", "_")
         name = folder / f"{model}.{rank:02d}.{clip}.{scored.index:05d}.png"
-        cv2.imwrite(str(name), panel)
-        written.append(name)
+        written.append(outputs.write_file(name, lambda partial: _write_image(partial, panel, name), protect))
     return written
+
+
+def _write_image(path: Path, image: np.ndarray, name: Path) -> None:
+    """cv2.imwrite says only True or False: a False is an error, not a missing file later."""
+    if not cv2.imwrite(str(path), image):
+        raise MediaError(f"{name}: cannot write this image")
 
 
 def run(source: str | Path, models: Sequence[str], factor: int = 2, limit: int | None = None,

@@ -16,10 +16,12 @@ import itertools
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import av.logging
@@ -29,6 +31,9 @@ import numpy as np
 from . import colour
 from .errors import MediaError, UsageError
 from .frames import from_frame, to_frame
+
+if TYPE_CHECKING:
+    from .outputs import Target
 
 log = logging.getLogger("slomo")
 
@@ -248,7 +253,7 @@ class ImageSequenceReader:
 
     def __init__(self, pattern: str, fps: Fraction):
         self.path = pattern
-        self.files = _sequence_files(pattern)
+        self.files = sequence_files(pattern)
         if not self.files:
             raise MediaError("no images match the pattern")
         first = cv2.imread(self.files[0], cv2.IMREAD_UNCHANGED)
@@ -277,7 +282,7 @@ class ImageSequenceReader:
         pass
 
 
-def _sequence_files(pattern: str) -> list[str]:
+def sequence_files(pattern: str) -> list[str]:
     """Files matching a printf pattern, sorted by their number."""
     match = re.search(r"%0?(\d*)d", pattern)
     head, tail = pattern[: match.start()], pattern[match.end():]
@@ -409,23 +414,25 @@ def parse_encoder_opts(opts: dict[str, str] | str | None) -> dict[str, str]:
 class VideoWriter:
     """Encodes frames into a temporary file and moves it into place only when complete.
 
+    ``target`` (:mod:`slomo.outputs`) says where, and lands the file safely.
     ``time_scale`` stretches every timestamp (slow motion): video frames arrive with times in
     source seconds, audio and subtitles are copied from ``source`` stretched the same way (audio
     re-timed with libavfilter's atempo so the pitch is kept).  Audio is muxed as the video
     advances, so memory stays bounded and the file is interleaved.
     """
 
-    def __init__(self, dst: str | os.PathLike, info: VideoInfo, rate: Fraction, time_base: Fraction,
+    def __init__(self, target: Target, info: VideoInfo, rate: Fraction, time_base: Fraction,
                  options: EncodeOptions = EncodeOptions(), time_scale: Fraction = Fraction(1)):
-        self.dst = Path(dst)
-        self.partial = self.dst.with_name(f".{self.dst.stem}.partial{self.dst.suffix}")
+        self.dst = target.path
+        self._landing = target.land()
         self.info = info
         self.time_base = time_base * time_scale
         self.time_scale = time_scale
         audio_codec = CONTAINER_CODECS.get(self.dst.suffix.lower(), DEFAULT_CODECS)[1]
         try:
-            self._out = av.open(str(self.partial), "w")
+            self._out = av.open(str(self._landing.path), "w")
         except (av.FFmpegError, ValueError) as exc:
+            self._landing.discard()
             raise MediaError(f"cannot write {self.dst.suffix or 'this'} files ({_ffmpeg_reason(exc)})") from None
         try:
             codec = choose_codec(info, self._out, options.codec)
@@ -529,8 +536,7 @@ class VideoWriter:
         except BaseException:
             self.abort()
             raise
-        os.replace(self.partial, self.dst)
-        return self.dst
+        return self._landing.commit()
 
     def abort(self) -> None:
         """Drop the partial file."""
@@ -538,7 +544,7 @@ class VideoWriter:
             self._out.close()
         except Exception:  # the container may already be unusable; the file goes anyway
             pass
-        self.partial.unlink(missing_ok=True)
+        self._landing.discard()
 
 
 def _limit(rate: Fraction) -> Fraction:
@@ -593,12 +599,25 @@ def _carry_metadata(info: VideoInfo, out, video, time_scale: Fraction) -> None:
                        "end": round(chapter["end"] * time_scale)} for chapter in info.chapters])
 
 
+def _open_again(path: str):
+    """A second reader of ``path`` for its audio and subtitles.  A pipe (``<(ffmpeg ...)``, a
+    FIFO) can be read only once: opening it again would wait for a writer that never comes."""
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot open it again for its audio ({exc.strerror})") from None
+    if not regular:
+        raise MediaError(f"{path}: a pipe can be read only once, and its audio/subtitles need a "
+                         "second read; save it to a file first")
+    return av.open(path, metadata_errors="ignore")
+
+
 class _StreamCopier:
     """Copies the source's audio and subtitle streams into the output (re-encoded or converted
     where the output container needs it), with their languages and flags."""
 
     def __init__(self, info: VideoInfo, out, audio_codec: str, time_scale: Fraction, audio: bool):
-        self._src = av.open(info.path, metadata_errors="ignore")
+        self._src = _open_again(info.path)
         self._out = out
         self._scale = time_scale
         self._routes = {}
@@ -812,26 +831,23 @@ def _atempo_factors(tempo: Fraction) -> list[float]:
 
 
 class ImageSequenceWriter:
-    """Writes lossless PNG frames numbered from 0; each file appears only when complete."""
+    """Writes lossless PNG frames numbered from 0 into a temporary folder; ``target``
+    (:mod:`slomo.outputs`) moves them into place only once all are written."""
 
-    def __init__(self, pattern: str, info: VideoInfo):
-        self.pattern = pattern
-        Path(pattern).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, target: Target, info: VideoInfo):
+        self._landing = target.land()
         self._bit_depth = 16 if info.bit_depth > 8 else 8
-        self._written: list[Path] = []
+        self._frames = 0
 
     def write(self, time: Fraction, frame: np.ndarray) -> None:
-        target = Path(self.pattern % len(self._written))
-        partial = target.with_name(f".{target.name}.partial.png")
+        path = str(self._landing.path) % self._frames
         image = cv2.cvtColor(from_frame(frame, self._bit_depth), cv2.COLOR_RGB2BGR)
-        if not cv2.imwrite(str(partial), image):
-            raise MediaError(f"cannot write {target}")
-        os.replace(partial, target)
-        self._written.append(target)
+        if not cv2.imwrite(path, image):
+            raise MediaError(f"cannot write {Path(path).name} in {self._landing.target.path.parent}")
+        self._frames += 1
 
     def close(self) -> Path:
-        return Path(self.pattern)
+        return self._landing.commit()
 
     def abort(self) -> None:
-        for path in self._written:
-            path.unlink(missing_ok=True)
+        self._landing.discard()
