@@ -34,17 +34,22 @@ def _exit_at_once(signum, frame) -> None:
     os._exit(128 + signum)
 
 
+def _import_torch() -> None:
+    """Import torch with Ctrl-C and SIGTERM exiting at once (see :func:`_exit_at_once`); the
+    commands that run models call this first, the others (``--help``, ``models``, ``weights
+    list``) never pay for torch."""
+    handlers = {sig: signal.signal(sig, _exit_at_once) for sig in (signal.SIGINT, signal.SIGTERM)}
+    import torch  # noqa: F401
+
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
 class _ConvertByDefault(click.Group):
     """``slomo INPUT ...`` runs convert; ``slomo models`` etc. run the named command."""
 
     def invoke(self, ctx):
-        """Import torch with Ctrl-C and SIGTERM exiting at once, then run the command; an interrupt
-        ends it with status 130 and one line."""
-        handlers = {sig: signal.signal(sig, _exit_at_once) for sig in (signal.SIGINT, signal.SIGTERM)}
-        import torch  # noqa: F401  (every command but --help needs it)
-
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+        """Run the command; an interrupt ends it with status 130 and one line."""
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
@@ -131,6 +136,7 @@ def _progress_reporter(quiet: bool, json_out: bool):
 def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_scene_detect,
                     recursive, quiet, json_out, debug, **settings):
     """Convert videos, folders of videos or image sequences."""
+    _import_torch()
     from . import api, interpolator
 
     logging.basicConfig(format="slomo: warning: %(message)s", level=logging.WARNING)
@@ -281,6 +287,7 @@ def weights_fetch(name):
 @click.argument("file", type=click.Path())
 def weights_import(name, file):
     """Register a checkpoint you downloaded yourself, after verifying it loads."""
+    _import_torch()
     from . import weights
 
     try:
@@ -314,6 +321,7 @@ def eval_command(source, factor, models, limit, device, scale, weights, json_out
     SOURCE is a video, a folder of videos, a Middlebury "other" folder (other-data/,
     other-gt-interp/) or a Vimeo-90K triplet folder (sequences/, tri_testlist.txt).
     """
+    _import_torch()
     from . import evaluate, interpolator
 
     logging.basicConfig(format="slomo: warning: %(message)s", level=logging.WARNING)
@@ -400,6 +408,7 @@ def _eval_table(records, factor) -> None:
 @click.option("--debug", is_flag=True, help="Tracebacks on errors.")
 def bench_command(models, sizes, quick, device, modes, json_out, write_to, debug):
     """Speed and peak memory per model and resolution, on this machine."""
+    _import_torch()
     from . import bench
 
     try:
