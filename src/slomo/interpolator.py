@@ -38,6 +38,7 @@ MODEL_MODULES = (
     "slomo.models.rife",
     "slomo.models.flavr",
     "slomo.models.bin",
+    "slomo.models.dain",
     "slomo.models.flow",
     "slomo.models.blend",
     "slomo.models.ffmpeg_mci",
