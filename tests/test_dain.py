@@ -7,14 +7,19 @@ implements in CUDA (``my_package/*/*_cuda_kernel.cu`` and PWC-Net's correlation 
 https://github.com/baowenbo/DAIN) is checked here against a plain-Python transcription of its
 forward kernel, one loop iteration per CUDA thread, on tiny random inputs.
 
-``tests/data/dain_official_keys.json`` lists the key names and shapes of
-``networks.DAIN_slowmotion(training=False).state_dict()``, taken from the official classes
-themselves (their CUDA imports stubbed, see :func:`official_state_shapes`).  With
-``SLOMO_DAIN_REPO`` pointing at a git clone of baowenbo/DAIN the list is rebuilt from it.
+MEMC-Net (https://github.com/baowenbo/MEMC-Net) shares the layers; its flow projection kernel
+differs only in a typo that disables the downward hole search, transcribed as such.
+
+``tests/data/dain_memcnet_official_keys.json`` lists the key names and shapes of
+``networks.DAIN_slowmotion(training=False).state_dict()`` and of ``MEMC_Net(training=False)``,
+taken from the official classes themselves (their CUDA imports stubbed, see
+:func:`official_source`).  With ``SLOMO_DAIN_REPO`` / ``SLOMO_MEMCNET_REPO`` pointing at git
+clones of the official repositories the lists are rebuilt from them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -22,6 +27,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import types
 from pathlib import Path
 
@@ -31,9 +37,9 @@ import torch
 
 from slomo import weights
 from slomo.interpolator import ModelOptions, create, get_spec
-from slomo.models import dain
+from slomo.models import dain, memcnet
 
-KEYS = Path(__file__).parent / "data" / "dain_official_keys.json"
+KEYS = Path(__file__).parent / "data" / "dain_memcnet_official_keys.json"
 
 # --------------------------------------------------------------------------------------------
 # loop transcriptions of the official CUDA kernels (forward passes)
@@ -71,9 +77,12 @@ def loop_correlation(input1: np.ndarray, input2: np.ndarray, md: int) -> np.ndar
     return out
 
 
-def loop_depth_flow_projection(input1: np.ndarray, input2: np.ndarray, fillhole: bool) -> np.ndarray:
+def loop_depth_flow_projection(input1: np.ndarray, input2: np.ndarray, fillhole: bool,
+                               memc_typo: bool = False) -> np.ndarray:
     """``DepthFlowProjection_gpu_forward_kernel``: the projection kernel, the averaging kernel,
-    and (``fillhole``) the hole-filling kernel, each over every pixel."""
+    and (``fillhole``) the hole-filling kernel, each over every pixel.  ``memc_typo``: MEMC-Net's
+    ``FlowFillhole_kernelfunc``, whose ``while(down_temp = 0.0f && ...)`` assigns
+    ``0.0f && ...`` (false) to ``down_temp`` and so never enters the downward search."""
     n, _, h, w = input1.shape
     output = np.zeros(input1.shape, np.float32)
     count = np.zeros((n, 1, h, w), np.float32)
@@ -121,7 +130,7 @@ def loop_depth_flow_projection(input1: np.ndarray, input2: np.ndarray, fillhole:
                     up_offset -= 1
                     up_temp = count[b, 0, up_offset, w_i]
                 down_offset, down_temp = h_i, 0.0
-                while down_temp == 0 and down_offset + 1 <= h - 1:
+                while not memc_typo and down_temp == 0 and down_offset + 1 <= h - 1:
                     down_offset += 1
                     down_temp = count[b, 0, down_offset, w_i]
                 if left_temp + right_temp + up_temp + down_temp <= 0:
@@ -246,13 +255,17 @@ def test_depth_flow_projection_matches_kernel(seed, fill):
     assert fill == (ref != unfilled).any()  # filling changed some holes
 
 
-def test_flow_projection_is_depth_projection_with_unit_weight():
-    """MEMC-Net's plain ``FlowProjection`` kernel adds ``-f`` and ``1`` where the depth-aware one
-    adds ``-w f`` and ``w``: the same layer with ``w = 1``."""
-    _, _, flow = _rng_inputs(3, (1, 2, 6, 7), flow_scale=2.0)
-    ours = dain.depth_flow_projection(flow, torch.ones(1, 1, 6, 7)).numpy()
-    ref = loop_depth_flow_projection(flow.numpy(), np.ones((1, 1, 6, 7), np.float32), True)
+@pytest.mark.parametrize("seed", [3, 4])
+def test_memcnet_flow_projection_matches_kernel(seed):
+    """MEMC-Net's ``FlowProjection`` adds ``-f`` and ``1`` where the depth-aware one adds ``-w f``
+    and ``w`` (so: unit weights), and fills holes without the downward search."""
+    _, _, flow = _rng_inputs(seed, (1, 2, 6, 7), flow_scale=2.0)
+    ours = dain.depth_flow_projection(flow, torch.ones(1, 1, 6, 7), search_down=False).numpy()
+    ones = np.ones((1, 1, 6, 7), np.float32)
+    ref = loop_depth_flow_projection(flow.numpy(), ones, True, memc_typo=True)
     assert np.abs(ours - ref).max() < 1e-5
+    with_down = loop_depth_flow_projection(flow.numpy(), ones, True)
+    assert (ref != with_down).any()  # the typo matters on these inputs
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -291,19 +304,20 @@ def test_single_path_adds_skips_like_the_official_stack():
 # checkpoint compatibility with the official definitions
 
 
-def official_state_shapes(repo: Path) -> dict[str, list[int]]:
-    """Key names and shapes of the official ``DAIN_slowmotion(training=False)``, built from the
-    official source: the CUDA extensions and PIL (which only the unused MegaDepth utilities
-    import) are stubbed, ``Tensor.cuda`` is the identity while PWC-Net builds its (unsaved) grid,
-    ``np.int`` is restored for PWC-Net's numpy call, and the MegaDepth options parser runs in a
-    temporary directory with no arguments (it writes ``opt.txt`` there)."""
-    import tempfile
-
+@contextlib.contextmanager
+def official_source(repo: Path):
+    """The official code of ``repo`` (a git clone) importable from a temporary checkout, with
+    its CUDA extensions and PIL (only unused utilities import it) stubbed, ``Tensor.cuda`` the
+    identity (PWC-Net builds an unsaved grid on the GPU), ``np.int`` and
+    ``nn.init.kaiming_uniform`` restored, no command-line arguments, and the temporary checkout
+    as working directory (MegaDepth's option parser writes ``opt.txt`` there).  Everything is
+    put back afterwards."""
     tar = subprocess.run(["git", "-C", str(repo), "archive", "HEAD"], capture_output=True,
                          check=True).stdout
     saved_modules = dict(sys.modules)
     saved_path, saved_argv, saved_cwd = list(sys.path), sys.argv, os.getcwd()
     saved_cuda, had_np_int = torch.Tensor.cuda, hasattr(np, "int")
+    had_kaiming = hasattr(torch.nn.init, "kaiming_uniform")
     with tempfile.TemporaryDirectory() as tmp:
         tarfile.open(fileobj=io.BytesIO(tar)).extractall(tmp)
 
@@ -312,10 +326,11 @@ def official_state_shapes(repo: Path) -> dict[str, list[int]]:
             module.__dict__.update(attrs)
             sys.modules[name] = module
 
-        for name in ("correlation_cuda", "PIL", "PIL.Image", "my_package"):
+        for name in ("correlation_cuda", "PIL", "PIL.Image", "my_package", "my_package.modules"):
             stub(name, Image=None)
-        for package in ("FilterInterpolation", "FlowProjection", "DepthFlowProjection"):
-            stub(f"my_package.{package}", **{f"{package}Module": torch.nn.Module})
+        for layer in ("FilterInterpolation", "FlowProjection", "DepthFlowProjection"):
+            stub(f"my_package.{layer}", **{f"{layer}Module": torch.nn.Module})  # DAIN
+            stub(f"my_package.modules.{layer}Module", **{f"{layer}Module": torch.nn.Module})  # MEMC-Net
         try:
             sys.path.insert(0, tmp)
             sys.argv = ["official"]
@@ -323,44 +338,72 @@ def official_state_shapes(repo: Path) -> dict[str, list[int]]:
             torch.Tensor.cuda = lambda self, *args, **kwargs: self
             if not had_np_int:
                 np.int = int
-            import networks
-
-            net = networks.DAIN_slowmotion(channel=3, filter_size=4, timestep=0.5, training=False)
-            return {k: list(v.shape) for k, v in net.state_dict().items()}
+            if not had_kaiming:
+                torch.nn.init.kaiming_uniform = torch.nn.init.kaiming_uniform_
+            yield Path(tmp)
         finally:
             torch.Tensor.cuda = saved_cuda
             if not had_np_int:
                 del np.int
+            if not had_kaiming:
+                del torch.nn.init.kaiming_uniform
             os.chdir(saved_cwd)
             sys.argv, sys.path[:] = saved_argv, saved_path
             for name in set(sys.modules) - set(saved_modules):
                 del sys.modules[name]
 
 
-def test_keys_and_shapes_equal_the_official_model():
-    official = json.loads(KEYS.read_text())
-    ours = {k: list(v.shape) for k, v in dain.DAINNet().state_dict().items()}
+def official_state_shapes(model: str, repo: Path) -> dict[str, list[int]]:
+    """Key names and shapes of the official ``DAIN_slowmotion(training=False)`` (``dain``) or
+    ``MEMC_Net(training=False)`` (``memc-net``; its ``networks`` package is entered without its
+    ``__init__``, which imports every variant's dependencies)."""
+    with official_source(repo) as tmp:
+        if model == "dain":
+            import networks
+
+            net = networks.DAIN_slowmotion(channel=3, filter_size=4, timestep=0.5, training=False)
+        else:
+            package = types.ModuleType("networks")
+            package.__path__ = [str(tmp / "networks")]
+            sys.modules["networks"] = package
+            from networks.MEMC_Net import MEMC_Net
+
+            net = MEMC_Net(channel=3, filter_size=4, training=False)
+        return {k: list(v.shape) for k, v in net.state_dict().items()}
+
+
+OURS = {"dain": dain.DAINNet, "memc-net": memcnet.MEMCNet}
+REPO_ENV = {"dain": "SLOMO_DAIN_REPO", "memc-net": "SLOMO_MEMCNET_REPO"}
+
+
+@pytest.mark.parametrize("model, n_keys", [("dain", 954), ("memc-net", 261)])
+def test_keys_and_shapes_equal_the_official_model(model, n_keys):
+    official = json.loads(KEYS.read_text())[model]
+    ours = {k: list(v.shape) for k, v in OURS[model]().state_dict().items()}
     assert list(ours) == list(official)  # same names, same order
     assert ours == official
-    assert len(ours) == 954
+    assert len(ours) == n_keys
 
 
-@pytest.mark.skipif(not os.environ.get("SLOMO_DAIN_REPO"), reason="SLOMO_DAIN_REPO not set")
-def test_key_list_is_the_official_code_s():
-    official = official_state_shapes(Path(os.environ["SLOMO_DAIN_REPO"]))
-    assert official == json.loads(KEYS.read_text())
+@pytest.mark.parametrize("model", ["dain", "memc-net"])
+def test_key_list_is_the_official_code_s(model):
+    repo = os.environ.get(REPO_ENV[model])
+    if not repo:
+        pytest.skip(f"{REPO_ENV[model]} (a clone of the official repository) not set")
+    official = official_state_shapes(model, Path(repo))
+    assert official == json.loads(KEYS.read_text())[model]
 
 
 # --------------------------------------------------------------------------------------------
 # the model through slomo
 
 
-def seeded_state(seed: int = 0, gain: float = 0.5) -> dict[str, torch.Tensor]:
-    """Deterministic DAIN weights in the official on-disk layout (a plain ``state_dict``):
-    conv weights with std ``gain / sqrt(fan_in)``, biases std 0.01, batch-norm variances in
+def seeded_state(model: str = "dain", seed: int = 0, gain: float = 0.5) -> dict[str, torch.Tensor]:
+    """Deterministic weights in the official on-disk layout (a plain ``state_dict``): conv
+    weights with std ``gain / sqrt(fan_in)``, biases std 0.01, batch-norm variances in
     ``[0.5, 1.5]``, each tensor from a generator seeded by ``seed`` and its index."""
     tensors = {}
-    for i, (key, value) in enumerate(dain.DAINNet().state_dict().items()):
+    for i, (key, value) in enumerate(OURS[model]().state_dict().items()):
         gen = torch.Generator().manual_seed(seed * 100_000 + i)
         if key.endswith("num_batches_tracked"):
             tensors[key] = torch.zeros_like(value)
@@ -374,6 +417,12 @@ def seeded_state(seed: int = 0, gain: float = 0.5) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def torch02_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` as MEMC-Net's torch 0.2 training saved it: no batch-norm counters, and the
+    ``module.`` prefix of a DataParallel model."""
+    return {"module." + k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("SLOMO_HOME", str(tmp_path / "home"))
@@ -384,24 +433,35 @@ def home(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("dain") / "best.pth"
-    torch.save(seeded_state(), path)
+    torch.save(seeded_state("dain"), path)
     return path
 
 
-def test_spec():
-    spec = get_spec("dain")
-    assert spec.window == 2 and spec.timesteps == "any" and spec.weights == ("dain",)
-    e = weights.entries()["dain"]
-    assert (e.model, e.file, e.sha256) == ("dain", "best.pth", None)
+@pytest.fixture(scope="module")
+def memc_checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("memc") / "MEMC-Net_best.pth"
+    torch.save(torch02_layout(seeded_state("memc-net")), path)
+    return path
+
+
+@pytest.mark.parametrize("model, file, timesteps", [("dain", "best.pth", "any"),
+                                                     ("memc-net", "MEMC-Net_best.pth", "midpoint")])
+def test_spec(model, file, timesteps):
+    spec = get_spec(model)
+    assert spec.window == 2 and spec.timesteps == timesteps and spec.weights == (model,)
+    e = weights.entries()[model]
+    assert (e.model, e.file, e.sha256) == (model, file, None)
     assert e.manual_links
 
 
-def test_missing_weights_name_the_link_and_the_import_command(home):
+@pytest.mark.parametrize("model, link", [("dain", "vllab1.ucmerced.edu/~wenbobao/DAIN/best.pth"),
+                                         ("memc-net", "wenbobao/MEMC-Net/MEMC-Net_best.pth")])
+def test_missing_weights_name_the_link_and_the_import_command(home, model, link):
     with pytest.raises(weights.WeightsError) as info:
-        create("dain", ModelOptions())
+        create(model, ModelOptions())
     message = str(info.value)
-    assert "vllab1.ucmerced.edu/~wenbobao/DAIN/best.pth" in message
-    assert "slomo weights import dain FILE" in message
+    assert link in message
+    assert f"slomo weights import {model} FILE" in message
 
 
 def test_import_installs_a_fitting_checkpoint_and_refuses_others(home, checkpoint, tmp_path):
@@ -413,6 +473,17 @@ def test_import_installs_a_fitting_checkpoint_and_refuses_others(home, checkpoin
     torch.save(state, bad)
     with pytest.raises(weights.WeightsError, match="missing: depthNet.0.weight"):
         weights.import_file("dain", bad)
+
+
+def test_memcnet_import_takes_the_torch_0_2_layout(home, memc_checkpoint, tmp_path):
+    installed = weights.import_file("memc-net", memc_checkpoint)
+    assert installed == home / "memc-net" / "MEMC-Net_best.pth"
+    state = torch02_layout(seeded_state("memc-net"))
+    del state["module.rectifyNet.14.bias"]
+    bad = tmp_path / "bad.pth"
+    torch.save(state, bad)
+    with pytest.raises(weights.WeightsError, match="missing: rectifyNet.14.bias"):
+        weights.import_file("memc-net", bad)
 
 
 @pytest.mark.slow
@@ -430,8 +501,23 @@ def test_seeded_checkpoint_runs_deterministically(checkpoint):
 
 
 @pytest.mark.slow
-def test_cli_end_to_end_with_audio(checkpoint, tmp_path):
-    """``slomo clip.mp4 -m dain --weights best.pth``: 2x, audio kept."""
+def test_memcnet_seeded_checkpoint_runs_deterministically(memc_checkpoint):
+    model = create("memc-net", ModelOptions(weights=memc_checkpoint))
+    rng = np.random.default_rng(1)
+    frames = [rng.random((20, 28, 3), dtype=np.float32) for _ in range(2)]
+    first = model.interpolate(frames, [0.5])[0]
+    again = model.interpolate([f.copy() for f in frames], [0.5])[0]
+    assert first.shape == (20, 28, 3) and np.isfinite(first).all()
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first - frames[0]).max() > 0.01 and np.abs(first - frames[1]).max() > 0.01
+    with pytest.raises(ValueError, match="t = 0.5 only"):
+        model.interpolate(frames, [0.25])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["dain", "memc-net"])
+def test_cli_end_to_end_with_audio(model, checkpoint, memc_checkpoint, tmp_path):
+    """``slomo clip.mp4 -m dain --weights best.pth`` (and ``-m memc-net``): 2x, audio kept."""
     from click.testing import CliRunner
     from conftest import audio_track, moving_frames, read_video, write_clip
 
@@ -439,7 +525,8 @@ def test_cli_end_to_end_with_audio(checkpoint, tmp_path):
 
     src = write_clip(tmp_path / "clip.mp4", moving_frames(3, size=(32, 24)))
     out = tmp_path / "out.mp4"
-    args = [str(src), "-o", str(out), "-m", "dain", "--weights", str(checkpoint)]
+    weights_file = checkpoint if model == "dain" else memc_checkpoint
+    args = [str(src), "-o", str(out), "-m", model, "--weights", str(weights_file)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     frames, times, info = read_video(out)
@@ -448,5 +535,6 @@ def test_cli_end_to_end_with_audio(checkpoint, tmp_path):
     assert len(audio_track(out)[0]) == len(audio_track(src)[0])
 
 
-if __name__ == "__main__":  # regenerate the key list: python tests/test_dain.py DAIN_REPO
-    KEYS.write_text(json.dumps(official_state_shapes(Path(sys.argv[1]))) + "\n")
+if __name__ == "__main__":  # regenerate the key lists: python tests/test_dain.py DAIN_REPO MEMC_REPO
+    KEYS.write_text(json.dumps({"dain": official_state_shapes("dain", Path(sys.argv[1])),
+                                "memc-net": official_state_shapes("memc-net", Path(sys.argv[2]))}) + "\n")

@@ -39,6 +39,7 @@ MODEL_MODULES = (
     "slomo.models.flavr",
     "slomo.models.bin",
     "slomo.models.dain",
+    "slomo.models.memcnet",
     "slomo.models.flow",
     "slomo.models.blend",
     "slomo.models.ffmpeg_mci",

@@ -80,14 +80,15 @@ def _gather(image: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torc
     return picked.view(c, b, *rows.shape[1:]).transpose(0, 1)
 
 
-def depth_flow_projection(flow: torch.Tensor, weight: torch.Tensor, fill_holes: bool = True
-                          ) -> torch.Tensor:
+def depth_flow_projection(flow: torch.Tensor, weight: torch.Tensor, fill_holes: bool = True,
+                          search_down: bool = True) -> torch.Tensor:
     """``DepthFlowProjectionModule`` (``requires_grad=False``, so holes are filled).
 
     A pixel whose flow ``(fx, fy)`` lands at ``(x2, y2)`` inside the frame adds ``-weight * f``
     and ``weight`` to the output and count of all four pixels ``(floor or floor + 1, clamped)``
     around it, with equal weights; the output is divided by the count where it is positive.
-    With ``weight = 1`` this is MEMC-Net's plain ``FlowProjection``.
+    With ``weight = 1`` this is the plain ``FlowProjection``; MEMC-Net's version of that kernel
+    never searches downward for holes (``search_down=False``, see :func:`_fill_holes`).
     """
     b, _, h, w = flow.shape
     xs, ys = _pixel_grid(flow)
@@ -106,7 +107,7 @@ def depth_flow_projection(flow: torch.Tensor, weight: torch.Tensor, fill_holes: 
     sums = sums.view(b, 3, h, w)
     count = sums[:, 2:]
     out = torch.where(count > 0, sums[:, :2] / count, sums[:, :2])
-    return _fill_holes(out, count) if fill_holes else out
+    return _fill_holes(out, count, search_down) if fill_holes else out
 
 
 def _nearest_marked(marked: torch.Tensor, dim: int, reverse: bool) -> torch.Tensor:
@@ -123,17 +124,21 @@ def _nearest_marked(marked: torch.Tensor, dim: int, reverse: bool) -> torch.Tens
     return torch.cat((none, latest.narrow(dim, 0, size - 1)), dim)
 
 
-def _fill_holes(flow: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+def _fill_holes(flow: torch.Tensor, count: torch.Tensor, search_down: bool = True) -> torch.Tensor:
     """``DepthFlowFillhole_kernelfunc``: a pixel with ``count <= 0`` takes the mean flow of the
     nearest pixels with a nonzero count to its left, right, top and bottom (those with a positive
     count), and keeps its value when none has one.  Holes only read non-holes, so the kernel's
-    parallel writes do not race and reading the unfilled flow is the same."""
+    parallel writes do not race and reading the unfilled flow is the same.  MEMC-Net's
+    ``FlowFillhole_kernelfunc`` writes ``while(down_temp = 0.0f && ...)``, an assignment that
+    ends the downward search before it starts: ``search_down=False`` does the same."""
     h, w = flow.shape[2:]
     nonzero = count != 0
     total = torch.zeros_like(count)
     acc = torch.zeros_like(flow)
     n = torch.zeros_like(count)
-    for dim, reverse in ((3, False), (3, True), (2, False), (2, True)):
+    directions = ((3, False), (3, True), (2, False), (2, True)) if search_down else \
+        ((3, False), (3, True), (2, False))
+    for dim, reverse in directions:
         size = w if dim == 3 else h
         index = _nearest_marked(nonzero, dim, reverse)
         found = (index >= 0) & (index < size)
