@@ -173,17 +173,17 @@ def filter_interpolation(image: torch.Tensor, flow: torch.Tensor, filters: torch
     alpha = (x2 - x0).unsqueeze(1)
     beta = (y2 - y0).unsqueeze(1)
     half = filter_size // 2
-    quadrants = {}  # (bottom, right) -> the kernel-weighted sum over that quadrant's taps
+    # the bilinear weight of each quadrant (top/bottom, left/right), applied tap by tap so that
+    # only one accumulator of the image's size is alive (the contexts have 196 channels)
+    row_weights, col_weights = (1 - beta, beta), (1 - alpha, alpha)
+    out = torch.zeros_like(image)
     for j in range(filter_size):
         rows = (y0 + 1 - half + j).clamp(0, h - 1)
         for i in range(filter_size):
             cols = (x0 + 1 - half + i).clamp(0, w - 1)
             k = j * filter_size + i
-            tap = _gather(image, rows, cols) * filters[:, k:k + 1]
-            key = (j >= half, i >= half)
-            quadrants[key] = quadrants[key] + tap if key in quadrants else tap
-    out = ((1 - alpha) * (1 - beta) * quadrants[False, False] + alpha * (1 - beta) * quadrants[False, True]
-           + (1 - alpha) * beta * quadrants[True, False] + alpha * beta * quadrants[True, True])
+            weight = filters[:, k:k + 1] * (row_weights[j >= half] * col_weights[i >= half])
+            out.addcmul_(_gather(image, rows, cols), weight)
     return torch.where(valid.unsqueeze(1), out, image)
 
 
@@ -466,9 +466,7 @@ class DAINNet(nn.Module):
 
     def forward(self, i0: torch.Tensor, i1: torch.Tensor, times: Sequence[float]) -> list[torch.Tensor]:
         """The rectified frames at ``times`` between padded ``i0`` and ``i1`` (B, 3, H, W)."""
-        n = i0.shape[0]
-        log_depth = self.depthNet(torch.cat((i0, i1), 0))
-        log_depth0, log_depth1 = log_depth[:n], log_depth[n:]
+        log_depth0, log_depth1 = self.depthNet(i0), self.depthNet(i1)  # one at a time: memory
         ctx0 = torch.cat((self.ctxNet(i0), log_depth0), 1)
         ctx1 = torch.cat((self.ctxNet(i1), log_depth1), 1)
         body = single_path(self.initScaleNets_filter, torch.cat((i0, i1), 1))
