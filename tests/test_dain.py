@@ -304,75 +304,142 @@ def test_single_path_adds_skips_like_the_official_stack():
 # checkpoint compatibility with the official definitions
 
 
+class _FilterInterpolationModule(torch.nn.Module):
+    def forward(self, image, flow, filters):
+        return dain.filter_interpolation(image, flow, filters)
+
+
+class _DepthFlowProjectionModule(torch.nn.Module):
+    def __init__(self, requires_grad=True):
+        super().__init__()
+        self.fill = not requires_grad
+
+    def forward(self, flow, weight):
+        return dain.depth_flow_projection(flow, weight, fill_holes=self.fill)
+
+
+class _MemcFlowProjectionModule(_DepthFlowProjectionModule):
+    def forward(self, flow):
+        return dain.depth_flow_projection(flow, torch.ones_like(flow[:, :1]), fill_holes=self.fill,
+                                          search_down=False)
+
+
+class _Correlation(torch.nn.Module):
+    def __init__(self, pad_size, kernel_size, max_displacement, stride1, stride2, corr_multiply):
+        super().__init__()
+        assert (pad_size, kernel_size, stride1, stride2) == (max_displacement, 1, 1, 1)
+        self.md = max_displacement
+
+    def forward(self, first, second):
+        return dain.correlation(first, second, self.md)
+
+
 @contextlib.contextmanager
-def official_source(repo: Path):
-    """The official code of ``repo`` (a git clone) importable from a temporary checkout, with
-    its CUDA extensions and PIL (only unused utilities import it) stubbed, ``Tensor.cuda`` the
-    identity (PWC-Net builds an unsaved grid on the GPU), ``np.int`` and
-    ``nn.init.kaiming_uniform`` restored, no command-line arguments, and the temporary checkout
-    as working directory (MegaDepth's option parser writes ``opt.txt`` there).  Everything is
-    put back afterwards."""
+def _patched(obj, **attrs):
+    saved = {name: getattr(obj, name) for name in attrs if hasattr(obj, name)}
+    for name, value in attrs.items():
+        setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        for name in attrs:
+            if name in saved:
+                setattr(obj, name, saved[name])
+            else:
+                delattr(obj, name)
+
+
+@contextlib.contextmanager
+def official_source(repo: Path, torch_version: str):
+    """The official code of ``repo`` (a git clone) importable from a temporary checkout and
+    runnable on the CPU as under ``torch_version`` ("1.0" for DAIN, "0.2" for MEMC-Net).
+
+    The CUDA extensions are replaced by this package's torch layers (each tested against its
+    kernel above); PIL (only unused utilities import it) is stubbed; ``Tensor.cuda`` is the
+    identity, the CUDA stream calls are no-ops and ``torch.cuda.FloatTensor`` is the CPU one;
+    ``np.int`` and ``nn.init.kaiming_uniform`` are restored; ``grid_sample`` aligns corners as
+    before torch 1.3, and (torch 0.2) so does bilinear ``nn.Upsample``; there are no command-line
+    arguments and the working directory is the checkout (MegaDepth's option parser writes
+    ``opt.txt`` there).  Everything is put back afterwards."""
     tar = subprocess.run(["git", "-C", str(repo), "archive", "HEAD"], capture_output=True,
                          check=True).stdout
     saved_modules = dict(sys.modules)
     saved_path, saved_argv, saved_cwd = list(sys.path), sys.argv, os.getcwd()
-    saved_cuda, had_np_int = torch.Tensor.cuda, hasattr(np, "int")
-    had_kaiming = hasattr(torch.nn.init, "kaiming_uniform")
-    with tempfile.TemporaryDirectory() as tmp:
+    grid_sample = torch.nn.functional.grid_sample
+    upsample_init = torch.nn.Upsample.__init__
+
+    def old_grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True):
+        return grid_sample(x, grid, mode, padding_mode, align_corners)
+
+    def corner_aligned_upsample(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+        if mode == "bilinear" and align_corners is None:
+            align_corners = True
+        upsample_init(self, size, scale_factor, mode, align_corners)
+
+    def stub(name, **attrs):
+        module = types.ModuleType(name)
+        module.__dict__.update(attrs)
+        sys.modules[name] = module
+        return module
+
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         tarfile.open(fileobj=io.BytesIO(tar)).extractall(tmp)
-
-        def stub(name, **attrs):
-            module = types.ModuleType(name)
-            module.__dict__.update(attrs)
-            sys.modules[name] = module
-
-        for name in ("correlation_cuda", "PIL", "PIL.Image", "my_package", "my_package.modules"):
+        for name in ("PIL", "PIL.Image", "my_package", "my_package.modules"):
             stub(name, Image=None)
-        for layer in ("FilterInterpolation", "FlowProjection", "DepthFlowProjection"):
-            stub(f"my_package.{layer}", **{f"{layer}Module": torch.nn.Module})  # DAIN
-            stub(f"my_package.modules.{layer}Module", **{f"{layer}Module": torch.nn.Module})  # MEMC-Net
+        layers = {"FilterInterpolation": _FilterInterpolationModule,
+                  "DepthFlowProjection": _DepthFlowProjectionModule,
+                  "FlowProjection": _MemcFlowProjectionModule}
+        for layer, module in layers.items():
+            stub(f"my_package.{layer}", **{f"{layer}Module": module})  # DAIN
+            stub(f"my_package.modules.{layer}Module", **{f"{layer}Module": module})  # MEMC-Net
+        stub("PWCNet.correlation_package_pytorch1_0.correlation", Correlation=_Correlation)
+        stack.enter_context(_patched(torch.Tensor, cuda=lambda self, *args, **kwargs: self))
+        stack.enter_context(_patched(torch.cuda, current_device=lambda: 0, current_stream=lambda: None,
+                                     stream=lambda s: contextlib.nullcontext(),
+                                     synchronize=lambda: None, FloatTensor=torch.FloatTensor))
+        stack.enter_context(_patched(np, int=int))
+        stack.enter_context(_patched(torch.nn.init, kaiming_uniform=torch.nn.init.kaiming_uniform_))
+        stack.enter_context(_patched(torch.nn.functional, grid_sample=old_grid_sample))
+        if torch_version == "0.2":
+            stack.enter_context(_patched(torch.nn.Upsample, __init__=corner_aligned_upsample))
         try:
-            sys.path.insert(0, tmp)
+            sys.path.insert(0, str(tmp))
             sys.argv = ["official"]
             os.chdir(tmp)
-            torch.Tensor.cuda = lambda self, *args, **kwargs: self
-            if not had_np_int:
-                np.int = int
-            if not had_kaiming:
-                torch.nn.init.kaiming_uniform = torch.nn.init.kaiming_uniform_
-            yield Path(tmp)
+            yield tmp
         finally:
-            torch.Tensor.cuda = saved_cuda
-            if not had_np_int:
-                del np.int
-            if not had_kaiming:
-                del torch.nn.init.kaiming_uniform
             os.chdir(saved_cwd)
             sys.argv, sys.path[:] = saved_argv, saved_path
             for name in set(sys.modules) - set(saved_modules):
                 del sys.modules[name]
 
 
+def official_model(model: str, tmp: Path, timestep: float = 0.5) -> torch.nn.Module:
+    """``DAIN_slowmotion(timestep, training=False)`` (``dain``) or ``MEMC_Net(training=False)``
+    (``memc-net``; its ``networks`` package is entered without its ``__init__``, which imports
+    every variant's dependencies), inside :func:`official_source`."""
+    if model == "dain":
+        import networks
+
+        return networks.DAIN_slowmotion(channel=3, filter_size=4, timestep=timestep, training=False)
+    package = types.ModuleType("networks")
+    package.__path__ = [str(tmp / "networks")]
+    sys.modules["networks"] = package
+    from networks.MEMC_Net import MEMC_Net
+
+    return MEMC_Net(channel=3, filter_size=4, training=False)
+
+
 def official_state_shapes(model: str, repo: Path) -> dict[str, list[int]]:
-    """Key names and shapes of the official ``DAIN_slowmotion(training=False)`` (``dain``) or
-    ``MEMC_Net(training=False)`` (``memc-net``; its ``networks`` package is entered without its
-    ``__init__``, which imports every variant's dependencies)."""
-    with official_source(repo) as tmp:
-        if model == "dain":
-            import networks
-
-            net = networks.DAIN_slowmotion(channel=3, filter_size=4, timestep=0.5, training=False)
-        else:
-            package = types.ModuleType("networks")
-            package.__path__ = [str(tmp / "networks")]
-            sys.modules["networks"] = package
-            from networks.MEMC_Net import MEMC_Net
-
-            net = MEMC_Net(channel=3, filter_size=4, training=False)
+    """Key names and shapes of the official model's ``state_dict``."""
+    with official_source(repo, TORCH_OF[model]) as tmp:
+        net = official_model(model, tmp)
         return {k: list(v.shape) for k, v in net.state_dict().items()}
 
 
 OURS = {"dain": dain.DAINNet, "memc-net": memcnet.MEMCNet}
+TORCH_OF = {"dain": "1.0", "memc-net": "0.2"}
 REPO_ENV = {"dain": "SLOMO_DAIN_REPO", "memc-net": "SLOMO_MEMCNET_REPO"}
 
 
@@ -512,6 +579,38 @@ def test_memcnet_seeded_checkpoint_runs_deterministically(memc_checkpoint):
     assert np.abs(first - frames[0]).max() > 0.01 and np.abs(first - frames[1]).max() > 0.01
     with pytest.raises(ValueError, match="t = 0.5 only"):
         model.interpolate(frames, [0.25])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, timestep", [("dain", 0.25), ("memc-net", 0.5)])
+def test_official_forward_with_our_layers_equals_ours(model, timestep):
+    """The official Python forward, its CUDA layers replaced by ours, gives our outputs: the
+    network around the layers (wiring, flow scaling and upsampling, skips, blending, rectifying)
+    is the official one.  Seeded weights, two 128x128 textures, ``DAIN_slowmotion`` at t = 0.25,
+    0.5 and 0.75; MEMC-Net at t = 0.5."""
+    repo = os.environ.get(REPO_ENV[model])
+    if not repo:
+        pytest.skip(f"{REPO_ENV[model]} (a clone of the official repository) not set")
+    from conftest import texture
+
+    frames = [torch.from_numpy(texture(128, 160, seed).astype(np.float32) / 255)[:128, 16:144]
+              for seed in (0, 1)]
+    i0, i1 = (f.permute(2, 0, 1).unsqueeze(0).contiguous() for f in frames)
+    state = seeded_state(model)
+    ours = OURS[model]()
+    ours.load_state_dict(state)
+    times = [timestep * k for k in range(1, round(1 / timestep))]
+    with torch.no_grad():
+        mine = ours.eval()(i0, i1, times) if model == "dain" else [ours.eval()(i0, i1)]
+        with official_source(Path(repo), TORCH_OF[model]) as tmp:
+            net = official_model(model, tmp, timestep)
+            net.load_state_dict(state)
+            outputs = net.eval()(torch.stack((i0, i1), 0))[0][1]
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    assert len(outputs) == len(mine) == len(times)
+    for theirs, ours_t in zip(outputs, mine):
+        assert theirs.std() > 0.01  # not a degenerate output
+        assert (theirs - ours_t).abs().max() < 1e-5
 
 
 @pytest.mark.slow
