@@ -1,11 +1,13 @@
 """DAIN: each custom CUDA layer against a loop transcription of its kernel, checkpoint
 compatibility with the official module definitions, and runs through the pipeline.
 
-No GPU was available to build and run the official CUDA extensions, so there is no whole-model
-parity test against the official forward yet.  Instead every layer that the official code
+No GPU was available to build and run the official CUDA extensions, so there is no parity test
+against the compiled official forward yet.  Instead every layer that the official code
 implements in CUDA (``my_package/*/*_cuda_kernel.cu`` and PWC-Net's correlation package of
 https://github.com/baowenbo/DAIN) is checked here against a plain-Python transcription of its
-forward kernel, one loop iteration per CUDA thread, on tiny random inputs.
+forward kernel, one loop iteration per CUDA thread, on tiny random inputs; and (with the official
+repositories at hand) the official Python forward, its CUDA layers swapped for ours, is checked
+to give our model's output.
 
 MEMC-Net (https://github.com/baowenbo/MEMC-Net) shares the layers; its flow projection kernel
 differs only in a typo that disables the downward hole search, transcribed as such.
