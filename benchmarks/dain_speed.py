@@ -1,12 +1,14 @@
-"""DAIN speed and memory with seeded random weights, driven as the pipeline drives it.
+"""DAIN (or MEMC-Net) speed and memory with random weights, driven as the pipeline drives it.
 
     .venv/bin/python benchmarks/dain_speed.py                       # 360p and 720p, 1 frame each
-    .venv/bin/python benchmarks/dain_speed.py --sizes 640x360 --frames 2 --times 1
+    .venv/bin/python benchmarks/dain_speed.py --sizes 640x360 --frames 2 --times 3
+    .venv/bin/python benchmarks/dain_speed.py --model memc-net
 
 Each size runs in a fresh subprocess so that its peak RSS (``ru_maxrss``) is its own.  One call
 is one window of two frames; ``--times N`` asks it for N in-between frames (t = j/(N+1)), which
 share the depth, context, kernel and flow networks and differ only in projection, warping and
-the rectification network.  Speed does not depend on the weights' values.
+the rectification network (MEMC-Net: t = 0.5 only).  Speed does not depend on the weights'
+values.
 """
 
 from __future__ import annotations
@@ -21,19 +23,21 @@ import time
 from pathlib import Path
 
 
-def _child(width: int, height: int, calls: int, n_times: int, device: str, threads: int | None) -> dict:
+def _child(model_name: str, width: int, height: int, calls: int, n_times: int, device: str,
+           threads: int | None) -> dict:
     import numpy as np
     import torch
 
     from slomo.interpolator import ModelOptions, create
     from slomo.models.dain import DAINNet
+    from slomo.models.memcnet import MEMCNet
 
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "best.pth"
-        net = DAINNet()
+        path = Path(tmp) / "weights.pth"
+        net = DAINNet() if model_name == "dain" else MEMCNet()
         for name, tensor in net.state_dict().items():  # random, small enough to stay finite
             if name.endswith("running_var"):
                 tensor.uniform_(0.5, 1.5)
@@ -42,7 +46,7 @@ def _child(width: int, height: int, calls: int, n_times: int, device: str, threa
                 torch.nn.init.normal_(tensor, std=std)
         torch.save(net.state_dict(), path)
         del net
-        model = create("dain", ModelOptions(weights=path, device=device))
+        model = create(model_name, ModelOptions(weights=path, device=device))
     rng = np.random.default_rng(0)
     frames = [rng.random((height, width, 3), dtype=np.float32) for _ in range(calls + 1)]
     times = [j / (n_times + 1) for j in range(1, n_times + 1)]
@@ -55,6 +59,7 @@ def _child(width: int, height: int, calls: int, n_times: int, device: str, threa
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - t0)
     return {
+        "model": model_name,
         "size": f"{width}x{height}",
         "device": device,
         "threads": torch.get_num_threads(),
@@ -68,6 +73,7 @@ def _child(width: int, height: int, calls: int, n_times: int, device: str, threa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="dain", choices=("dain", "memc-net"))
     parser.add_argument("--sizes", default="640x360,1280x720")
     parser.add_argument("--frames", type=int, default=1, help="calls (windows) to time per size")
     parser.add_argument("--times", type=int, default=1, help="in-between frames per call")
@@ -77,10 +83,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         width, height = map(int, args.child.split("x"))
-        print(json.dumps(_child(width, height, args.frames, args.times, args.device, args.threads)))
+        print(json.dumps(_child(args.model, width, height, args.frames, args.times, args.device,
+                                args.threads)))
         return
     for size in args.sizes.split(","):
-        cmd = [sys.executable, __file__, "--child", size, "--frames", str(args.frames),
+        cmd = [sys.executable, __file__, "--model", args.model, "--child", size, "--frames", str(args.frames),
                "--times", str(args.times), "--device", args.device]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
