@@ -33,6 +33,8 @@ MODEL_MODULES = (
     "slomo.models.rife",
     "slomo.models.flavr",
     "slomo.models.bin",
+    "slomo.models.dain",
+    "slomo.models.memcnet",
     "slomo.models.flow",
     "slomo.models.blend",
     "slomo.models.ffmpeg_mci",
