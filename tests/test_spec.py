@@ -110,3 +110,56 @@ def test_upscaling_is_refused_when_it_cannot_be_done(nearest, clip):
     with pytest.raises(slomo.UsageError, match="unknown upscale model 'blend'"):
         slomo.convert(clip, factor=2, model="blend", upscale=2, upscale_model="blend")
     assert sorted(p.name for p in clip.parent.iterdir()) == ["clip.mp4"]
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The loaded registry, restored after the test."""
+    interpolator.available()
+    for table in ("_REGISTRY", "_ALIASES", "_SOURCES"):
+        monkeypatch.setattr(interpolator, table, dict(getattr(interpolator, table)))
+    return interpolator
+
+
+def test_built_in_models_come_from_the_entry_point_group_of_the_slomo_distribution(registry):
+    from importlib.metadata import entry_points
+
+    declared = {e.name for e in entry_points(group="slomo.models") if e.dist.name == "slomo"}
+    built_in = {s.name for s in registry.available() if registry.source(s) == "slomo"}
+    assert declared == built_in >= {"rife", "rife-hd", "flavr", "bin", "flow", "blend", "ffmpeg-mci"}
+
+
+@pytest.mark.parametrize("name", ["blend", "minterpolate"])
+def test_a_name_or_alias_already_taken_is_refused_naming_both_sources(registry, name):
+    with pytest.raises(slomo.SlomoError, match=rf"model mine from tests: the name '{name}' is already taken "
+                                               r"by model (blend|ffmpeg-mci) from slomo"):
+        registry.register(ModelSpec(name="mine", summary="", factory=None, aliases=(name,)), "tests")
+    assert "mine" not in {s.name for s in registry.available()}
+
+
+def test_register_adds_a_model_programmatically(registry):
+    spec = registry.register(ModelSpec(name="mine", summary="", factory=None))
+    assert registry.get_spec("mine") is spec and registry.source(spec) == "register()"
+
+
+def _entry(value: str, name: str = "broken"):
+    from importlib.metadata import EntryPoint
+
+    return EntryPoint(name=name, value=value, group="slomo.models")
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("slomo.models.nonexistent:SPEC", "does not load: No module named 'slomo.models.nonexistent'"),
+    ("slomo.models.blend:NOPE", "does not load"),
+    ("slomo.models.blend:SPEC", "is not the ModelSpec of a model named 'broken'"),
+])
+def test_an_entry_point_that_does_not_name_a_spec_is_a_packaging_error_not_skipped(
+        monkeypatch, value, problem):
+    monkeypatch.setattr(interpolator, "_loaded", False)
+    for table in ("_REGISTRY", "_ALIASES", "_SOURCES"):
+        monkeypatch.setattr(interpolator, table, {})
+    monkeypatch.setattr(interpolator, "entry_points", lambda group: [_entry(value)])
+    for _ in range(2):  # reported again on the next lookup, never half-registered
+        with pytest.raises(slomo.SlomoError, match=f"model broken = '{value}' from {value}.*{problem}"):
+            interpolator.available()
+    assert interpolator._REGISTRY == {}

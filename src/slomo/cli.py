@@ -196,7 +196,7 @@ def models_command():
     from . import interpolator, weights
 
     table = Table()
-    for column in ("model", "window", "timesteps", "weights", "about"):
+    for column in ("model", "window", "timesteps", "weights", "about", "from"):
         table.add_column(column)
     for spec in interpolator.available():
         if spec.weights:
@@ -206,7 +206,7 @@ def models_command():
             status = "none needed"
         steps = {"any": "any t", "midpoint": "t=0.5 (bisection)",
                  "fixed": "x" + "/".join(map(str, spec.factors))}[spec.timesteps]
-        table.add_row(spec.name, str(spec.window), steps, status, spec.summary)
+        table.add_row(spec.name, str(spec.window), steps, status, spec.summary, interpolator.source(spec))
     Console().print(table)
 
 

@@ -78,7 +78,7 @@ import torch.nn.functional as F
 
 from .. import weights
 from ..frames import Frame
-from ..interpolator import DEFAULT_MODEL, Interpolator, ModelOptions, ModelSpec, register
+from ..interpolator import DEFAULT_MODEL, Interpolator, ModelOptions, ModelSpec
 from ..weights import Weights
 
 # --------------------------------------------------------------------------------------------
@@ -346,7 +346,7 @@ def _create(options: ModelOptions) -> BinInterpolator:
     return BinInterpolator(options)
 
 
-register(ModelSpec(
+SPEC = ModelSpec(
     name="bin",
     summary="BIN (CVPR 2020): joint deblurring and 2x interpolation of blurry video",
     factory=_create,
@@ -360,4 +360,4 @@ register(ModelSpec(
     restores_keyframes=True,
     stateful=True,
     aliases=("deblur",),
-))
+)

@@ -38,7 +38,7 @@ import av
 import av.filter
 
 from ..frames import Frame, from_frame, to_frame
-from ..interpolator import Interpolator, ModelOptions, ModelSpec, register
+from ..interpolator import Interpolator, ModelOptions, ModelSpec
 
 #: minterpolate's options (besides ``fps``)
 FILTER_OPTIONS = "mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none"
@@ -119,9 +119,9 @@ class FfmpegMCI(Interpolator):
         return out
 
 
-register(ModelSpec(
+SPEC = ModelSpec(
     name="ffmpeg-mci",
     summary="FFmpeg minterpolate (mci, aobmc, bidir, vsbmc) via libavfilter (no weights)",
     factory=FfmpegMCI,
     aliases=("minterpolate",),
-))
+)

@@ -44,7 +44,7 @@ from torch import nn
 
 from .. import weights as _weights
 from ..frames import Frame
-from ..interpolator import Interpolator, ModelOptions, ModelSpec, register
+from ..interpolator import Interpolator, ModelOptions, ModelSpec
 from ..weights import Weights
 
 FACTORS = (2, 4, 8)
@@ -396,7 +396,7 @@ def _factory(options: ModelOptions) -> Flavr:
     return Flavr(net, factor, device=options.device, precision=options.precision)
 
 
-register(ModelSpec(
+SPEC = ModelSpec(
     name="flavr",
     summary="FLAVR (CVPR 2021): 3D U-Net over 4 frames, all 2x/4x/8x frames in one pass",
     factory=_factory,
@@ -406,4 +406,4 @@ register(ModelSpec(
     checkpoints=(FLAVR_2X, FLAVR_4X, FLAVR_8X),
     devices=("cpu", "cuda"),
     precisions=("fp32", "bf16", "fp16"),
-))
+)
