@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from slomo import weights
+from slomo import interpolator, weights
 from slomo.interpolator import ModelOptions, create, get_spec
 
 REFERENCE = Path(__file__).parent / "data" / "bin_reference.pt"
@@ -115,7 +115,7 @@ def test_import_file(tmp_path, monkeypatch):
     monkeypatch.setenv("SLOMO_HOME", str(tmp_path / "home"))
     good = tmp_path / "adobe_bin.pth"
     torch.save(seeded_state(), good)
-    target = weights.import_file("bin", good)
+    target = weights.import_file("bin", good, interpolator.verify_checkpoint)
     assert target == tmp_path / "home" / "bin" / "adobe_bin.pth" and target.is_file()
     assert weights.installed("bin") == target
 
@@ -124,4 +124,4 @@ def test_import_file(tmp_path, monkeypatch):
     bad = tmp_path / "wrong.pth"
     torch.save(state, bad)
     with pytest.raises(weights.WeightsError):
-        weights.import_file("bin", bad)
+        weights.import_file("bin", bad, interpolator.verify_checkpoint)

@@ -113,7 +113,7 @@ def test_import_random_checkpoints(home, tmp_path, factor):
     state = {k: torch.randn(s) * 0.01 for k, s in shapes_for(factor).items()}
     src = save_official(state, tmp_path / f"FLAVR_{factor}x.pth")
     name = f"flavr-{factor}x"
-    installed = weights.import_file(name, src)
+    installed = weights.import_file(name, src, interpolator.verify_checkpoint)
     assert installed == home / name / f"FLAVR_{factor}x.pth"
     assert weights.locate(name) == installed
     model = interpolator.create("flavr", ModelOptions(factor=factor))
@@ -126,7 +126,7 @@ def test_wrong_key_is_refused(home, tmp_path):
     state["encoder.stem.0.weight_renamed"] = state.pop("encoder.stem.0.weight")
     src = save_official(state, tmp_path / "FLAVR_2x.pth")
     with pytest.raises(weights.WeightsError, match="missing"):
-        weights.import_file("flavr-2x", src)
+        weights.import_file("flavr-2x", src, interpolator.verify_checkpoint)
     assert weights.installed("flavr-2x") is None
 
 
@@ -134,7 +134,7 @@ def test_checkpoint_for_another_factor_is_refused(home, tmp_path):
     state = {k: torch.zeros(s) for k, s in shapes_for(8).items()}
     src = save_official(state, tmp_path / "FLAVR_8x.pth")
     with pytest.raises(weights.WeightsError, match="8x checkpoint"):
-        weights.import_file("flavr-2x", src)
+        weights.import_file("flavr-2x", src, interpolator.verify_checkpoint)
 
 
 def test_factor_without_checkpoint_is_refused():

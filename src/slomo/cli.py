@@ -259,10 +259,10 @@ def weights_fetch(name):
 @click.argument("file", type=click.Path())
 def weights_import(name, file):
     """Register a checkpoint you downloaded yourself, after verifying it loads."""
-    from . import weights
+    from . import interpolator, weights
 
     try:
-        click.echo(f"{name}: {weights.import_file(name, Path(file))}")
+        click.echo(f"{name}: {weights.import_file(name, Path(file), interpolator.verify_checkpoint)}")
     except SlomoError as exc:
         _fail(f"{file}: {exc}", 1)
 

@@ -355,6 +355,12 @@ def create(name: str | ModelSpec, options: ModelOptions | None = None) -> Interp
     return model
 
 
+def verify_checkpoint(entry: Weights, path: Path) -> None:
+    """Build the model of checkpoint ``entry`` from ``path`` on the CPU: a :class:`WeightsError`
+    when the file's keys or shapes do not fit before ``weights.import_file`` installs it)."""
+    create(entry.model, ModelOptions(weights=Path(path), factor=entry.factor or 2))
+
+
 def bisect_times(
     midpoint: Callable[[Frame, Frame], Frame],
     f0: Frame,
