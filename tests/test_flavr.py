@@ -19,7 +19,7 @@ import torch
 
 from slomo import interpolator, weights
 from slomo.interpolator import ModelOptions
-from slomo.models import flavr
+from slomo.models.flavr import network as flavr
 
 DATA = Path(__file__).parent / "data" / "flavr_reference.pt"
 STEP = 1 / 255  # one 8-bit rounding step

@@ -1,4 +1,6 @@
-"""FLAVR (Kalluri et al., "FLAVR: Flow-Agnostic Video Representations for Fast Frame
+"""The FLAVR network and its interpolator (imports torch; :mod:`slomo.models.flavr` declares them).
+
+FLAVR (Kalluri et al., "FLAVR: Flow-Agnostic Video Representations for Fast Frame
 Interpolation", CVPR 2021), re-implemented to load the authors' released checkpoints unchanged.
 
 The published files ``FLAVR_2x.pth``, ``FLAVR_4x.pth`` and ``FLAVR_8x.pth`` hold
@@ -42,12 +44,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import weights as _weights
-from ..frames import Frame
-from ..interpolator import Interpolator, ModelOptions, ModelSpec
-from ..weights import Weights
+from ... import weights as _weights
+from ...frames import Frame
+from ...interpolator import Interpolator, ModelOptions
+from . import FACTORS
 
-FACTORS = (2, 4, 8)
 N_INPUTS = 4
 ALIGN = 8  # the encoder downsamples three times by 2
 
@@ -347,63 +348,8 @@ class Flavr(Interpolator):
         self._cached_frames = None
 
 
-FLAVR_2X = Weights(
-    name="flavr-2x",
-    model="flavr",
-    file="FLAVR_2x.pth",
-    size=None,
-    sha256=None,
-    license="Apache-2.0",
-    description="FLAVR unet_18 (CVPR 2021), 2x: the in-between frame from 4 input frames in one pass",
-    sources=(
-        {"manual": "https://drive.google.com/file/d/1IZe-39ZuXy3OheGJC-fT3shZocGYuNdH/view?usp=sharing"},
-    ),
-    metadata={"factor": 2},
-)
-
-FLAVR_4X = Weights(
-    name="flavr-4x",
-    model="flavr",
-    file="FLAVR_4x.pth",
-    size=None,
-    sha256=None,
-    license="Apache-2.0",
-    description="FLAVR unet_18 (CVPR 2021), 4x: all 3 in-between frames from 4 input frames in one pass",
-    sources=(
-        {"manual": "https://drive.google.com/file/d/1GARJK0Ti1gLH_O0spxAEqzbMwUKqE37S/view?usp=sharing"},
-    ),
-    metadata={"factor": 4},
-)
-
-FLAVR_8X = Weights(
-    name="flavr-8x",
-    model="flavr",
-    file="FLAVR_8x.pth",
-    size=None,
-    sha256=None,
-    license="Apache-2.0",
-    description="FLAVR unet_18 (CVPR 2021), 8x: all 7 in-between frames from 4 input frames in one pass",
-    sources=(
-        {"manual": "https://drive.google.com/file/d/1xoZqWJdIOjSaE2DtH4ifXKlRwFySm5Gq/view?usp=sharing"},
-    ),
-    metadata={"factor": 8},
-)
-
-
-def _factory(options: ModelOptions) -> Flavr:
+def create(options: ModelOptions) -> Flavr:
+    """The model for a resolved run: its factor's checkpoint loaded (strict) onto its device."""
     factor = options.run_factor
     net = load_network(options.checkpoint, factor)
     return Flavr(net, factor, device=options.device, precision=options.precision)
-
-
-SPEC = ModelSpec(
-    name="flavr",
-    summary="FLAVR (CVPR 2021): 3D U-Net over 4 frames, all 2x/4x/8x frames in one pass",
-    factory=_factory,
-    window=4,
-    timesteps="fixed",
-    factors=FACTORS,
-    checkpoints=(FLAVR_2X, FLAVR_4X, FLAVR_8X),
-    devices=("cpu", "cuda"),
-    precisions=("fp32", "bf16", "fp16"),
-)
