@@ -5,7 +5,8 @@ the mean of 5 consecutive frames) and the 8-bit images that the official ``demo.
 (laomao0/BIN, ``--time_step 0.5``, ``options/train/train_adobe_stage4.yml``, run once on CPU
 with its ``cuda`` calls patched) wrote for them with the seeded weights of :func:`seeded_state`
 saved as ``model_weights/adobe_bin.pth``: the deblurred frames 0..6 (the demo never writes the
-last one) and the 7 midpoints, all as uint8 RGB.  Generated once; the official code is not part of this repository.
+last one) and the 7 midpoints, all as uint8 RGB.  Generated once; the official code is not part of
+this repository.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import moving_frames, read_video, write_clip
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -186,19 +187,20 @@ def test_spans_cover_and_align():
     for length in (50, 64, 65, 200, 1080, 1920):
         spans = flavr._spans(length, 64, 24)
         assert spans[0][0] == 0 and spans[-1][1] == length
-        for (s0, e0), (s1, e1) in zip(spans, spans[1:]):
+        for (s0, e0), (s1, _) in pairwise(spans):
             assert s1 % 8 == 0 and e0 - s1 >= 24 and s1 > s0
         weights_ = flavr._axis_weights(spans)
         total = np.zeros(length)
-        for (s, e), w in zip(spans, weights_):
+        for (s, e), w in zip(spans, weights_, strict=True):
             total[s:e] += w
         assert total.min() > 0.99 - 1e-9 or len(spans) == 1
 
 
 def test_end_to_end_8x_through_convert(tmp_path):
     """``slomo clip.mp4 --model flavr --factor 8 --weights FLAVR_8x.pth``, with audio."""
-    import slomo
     from conftest import audio_track, moving_frames, read_video, write_clip
+
+    import slomo
 
     checkpoint = save_official(deterministic_state(shapes_for(8), 0), tmp_path / "FLAVR_8x.pth")
     src = write_clip(tmp_path / "clip.mp4", moving_frames(4, size=(64, 48)))

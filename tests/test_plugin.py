@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, moving_frames, read_video, write_clip
 
 pytestmark = pytest.mark.slow  # pip builds and installs the example: ~10 s
@@ -60,8 +59,8 @@ def test_the_readme_plugin_converts_a_clip_end_to_end(site, tmp_path):
     src = tmp_path / "in.mp4"
     write_clip(src, frames, fps=25, audio=False)
     out = tmp_path / "out.mp4"
-    done = _python(site, "-c", f"import slomo; r = slomo.convert({str(src)!r}, {str(out)!r}, model='nearest', "
-                         f"factor=2, crf=0); print(r.model, r.frames_out)")
+    done = _python(site, "-c", f"import slomo; r = slomo.convert({str(src)!r}, {str(out)!r}, "
+                               f"model='nearest', factor=2, crf=0); print(r.model, r.frames_out)")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["nearest", "8"]
     made, _, _ = read_video(out)

@@ -10,9 +10,9 @@ from fractions import Fraction
 import cv2
 import numpy as np
 import pytest
+from conftest import moving_frames, read_video, write_clip
 
 import slomo
-from conftest import moving_frames, read_video, write_clip
 from slomo import interpolator, stages, weights
 from slomo.interpolator import Interpolator, ModelOptions, ModelSpec
 
@@ -97,7 +97,7 @@ def test_interpolate_then_upscale_end_to_end(nearest, tmp_path):
     small_frames, small_times, _ = read_video(plain.output)
     big_frames, big_times, _ = read_video(big.output)
     assert big_frames[0].shape == (64, 96, 3) and big_times == small_times
-    for small, large in zip(small_frames, big_frames):
+    for small, large in zip(small_frames, big_frames, strict=True):
         shrunk = cv2.resize(large, (48, 32), interpolation=cv2.INTER_AREA)
         assert np.abs(shrunk.astype(int) - small.astype(int)).mean() < 3
 

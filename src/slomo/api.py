@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Sequence
 
 from . import interpolator, io, pipeline, stages
 from .errors import MediaError, SlomoError, UsageError

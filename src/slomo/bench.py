@@ -32,9 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .errors import MediaError, UsageError
 
@@ -470,7 +470,8 @@ def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
         f"- **pipeline**: `slomo.convert(clip, factor=2)` of a {s.pipeline_frames}-frame H.264 "
         f"clip at that size (decode + model + libx264 encode), after a warm-up conversion of a "
         f"3-frame clip; median of {s.pipeline_runs[0]}-{s.pipeline_runs[1]} conversions.  "
-        "frames/s counts input frames (each brings one synthesized frame at factor 2, except the last, which is held: so a short clip's pipeline frames/s can exceed the model's).",
+        "frames/s counts input frames (each brings one synthesized frame at factor 2, except the last, "
+        "which is held: so a short clip's pipeline frames/s can exceed the model's).",
         "- **MB**: peak resident memory of the process that ran the case (`VmHWM`), "
         "interpreter and torch included; each case runs in its own process.",
         "- 4K only for the models that handle it: "

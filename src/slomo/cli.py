@@ -65,8 +65,7 @@ def _progress_reporter(quiet: bool, json_out: bool):
     if quiet or not sys.stderr.isatty():
         return None
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[rate]:.1f} frames/s"), TimeRemainingColumn(),

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from pathlib import Path
 from importlib.metadata import EntryPoint, entry_points
-from typing import Callable, Sequence
+from pathlib import Path
 
 from . import weights as _weights
 from .errors import SlomoError, UsageError
@@ -93,7 +93,7 @@ class ModelSpec:
     name: str
     summary: str
     #: builds the model from resolved options (device concrete, ``checkpoint`` located)
-    factory: Callable[[ModelOptions], "Interpolator"]
+    factory: Callable[[ModelOptions], Interpolator]
     kind: str = "interpolate"
     #: frames of context: 1 gives (i); 2 gives (i, i+1); 4 gives (i-1, i, i+1, i+2). Frames between
     #: the two middle ones of the window are produced.
@@ -213,7 +213,7 @@ class Interpolator(ABC):
         scene cuts.  ``t = 0`` is only asked of models with ``restores_keyframes``.
         """
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 - a no-op for the many stateless models, not abstract
         """Forget recurrent state: the next window does not continue the previous one."""
 
 
@@ -281,7 +281,7 @@ def _load_all() -> None:
         for spec, origin in found:
             register(spec, origin)
     except SlomoError:
-        for table, saved in zip((_REGISTRY, _ALIASES, _SOURCES), before):
+        for table, saved in zip((_REGISTRY, _ALIASES, _SOURCES), before, strict=True):
             table.clear()
             table.update(saved)
         raise

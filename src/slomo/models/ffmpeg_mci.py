@@ -31,8 +31,8 @@ filter has no such option).  The filter is single-threaded C code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Sequence
 
 import av
 import av.filter
@@ -76,7 +76,7 @@ def _run(a: av.VideoFrame, b: av.VideoFrame, pts: Sequence[int], time_base: Frac
     mi.link_to(sink)
     graph.configure()
     out: dict[int, av.VideoFrame] = {}
-    for frame, p in zip((a, b, b), pts):
+    for frame, p in zip((a, b, b), pts, strict=True):
         frame.pts = p
         frame.time_base = time_base
         src.push(frame)

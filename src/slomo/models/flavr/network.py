@@ -36,8 +36,8 @@ Differences, each only where the authors' script could not run as is:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -47,7 +47,6 @@ from torch import nn
 from ... import weights as _weights
 from ...frames import Frame
 from ...interpolator import Interpolator, ModelOptions
-from . import FACTORS
 
 N_INPUTS = 4
 ALIGN = 8  # the encoder downsamples three times by 2
@@ -312,8 +311,8 @@ class Flavr(Interpolator):
         else:
             out = np.zeros((self.factor - 1, 3, h, w), np.float32)
             total = np.zeros((h, w), np.float32)
-            for (y0, y1), wy in zip(ys, _axis_weights(ys)):
-                for (x0, x1), wx in zip(xs, _axis_weights(xs)):
+            for (y0, y1), wy in zip(ys, _axis_weights(ys), strict=True):
+                for (x0, x1), wx in zip(xs, _axis_weights(xs), strict=True):
                     piece = self._run(np.ascontiguousarray(clip[:, :, y0:y1, x0:x1]), mean)
                     weight = np.outer(wy, wx).astype(np.float32)
                     out[:, :, y0:y1, x0:x1] += piece * weight
@@ -335,7 +334,7 @@ class Flavr(Interpolator):
         if any(steps):
             same = self._cached_window is not None and all(
                 a.shape == b.shape and np.array_equal(a, b)
-                for a, b in zip(self._cached_window, window))
+                for a, b in zip(self._cached_window, window, strict=True))
             if not same:
                 self._cached_frames = None  # free the old frames before computing the new ones
                 self._cached_frames = self._predict(window)
