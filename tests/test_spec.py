@@ -195,3 +195,8 @@ def test_listing_the_models_does_not_import_torch():
     if TORCH_AT_IMPORT:
         pytest.skip(f"{', '.join(sorted(TORCH_AT_IMPORT))} still import torch at the top")
     assert not _imports_torch("-m", "slomo", "models")
+
+
+def test_a_followed_model_takes_a_retimed_run_its_follower_finishes():
+    # de-duplicated input or a rate cap has no whole factor: BIN makes 2x and RIFE the times
+    interpolator.get_spec("bin").check(ModelOptions(factor=4, retimed=True))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from typing import Any
 
 from . import weights as _weights
 from .errors import SlomoError, UsageError
@@ -80,7 +81,7 @@ def _listed(values) -> str:
     return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
-def _factors(factors: Sequence[int]) -> str:
+def _factors(factors: Sequence[int | None]) -> str:
     """``(2, 4, 8)`` as "2x, 4x and 8x"."""
     named = [f"{f}x" for f in factors]
     return " and ".join(filter(None, (", ".join(named[:-1]), named[-1])))
@@ -162,13 +163,17 @@ class ModelSpec:
             return
         own = self.factors[-1]
         if self.followed_by:
-            if options.ratio is None and factor not in (1, own) and factor % own:
+            if factor is not None and options.ratio is None and factor not in (1, own) and factor % own:
                 raise UsageError(f"{self.name} makes {own}x itself and {self.followed_by} the rest: "
                                  f"the factor must be 1 or a multiple of {own}, not {factor}")
             return
         if factor not in self.factors:
-            asked = f"{factor}x" if factor else ("frames at other times" if options.retimed
-                                                 else f"{float(options.ratio):g} times the rate")
+            if factor is not None:
+                asked = f"{factor}x"
+            elif options.retimed or options.ratio is None:
+                asked = "frames at other times"
+            else:
+                asked = f"{float(options.ratio):g} times the rate"
             raise UsageError(f"model {self.name} only makes {_factors(self.factors)}, not {asked}; "
                              f"model {DEFAULT_MODEL} makes any rate")
 
@@ -276,12 +281,13 @@ def _load_all() -> None:
     if _loaded:
         return
     found = [_load_entry(e) for e in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)]
-    before = dict(_REGISTRY), dict(_ALIASES), dict(_SOURCES)
+    tables: tuple[dict[str, Any], ...] = (_REGISTRY, _ALIASES, _SOURCES)
+    before = [dict(table) for table in tables]
     try:
         for spec, origin in found:
             register(spec, origin)
     except SlomoError:
-        for table, saved in zip((_REGISTRY, _ALIASES, _SOURCES), before, strict=True):
+        for table, saved in zip(tables, before, strict=True):
             table.clear()
             table.update(saved)
         raise
