@@ -174,8 +174,8 @@ class FlavrNet(nn.Module):
         # the authors stack the 4 time slices along channels and fuse them with a 1x1 conv; the
         # same sum as a (T, 1, 1) 3D conv over (B, 64, T, H, W) avoids copying the stack
         b, c, t, h, w = d.shape
-        fuse = self.feature_fuse.conv[0].weight  # (64, T * 64, 1, 1), channel index t * 64 + c
-        fuse = fuse.view(fuse.shape[0], t, c).permute(0, 2, 1)[..., None, None]
+        weight = self.feature_fuse.get_parameter("conv.0.weight")  # (64, T * 64, 1, 1): index t * 64 + c
+        fuse = weight.view(weight.shape[0], t, c).permute(0, 2, 1)[..., None, None]
         d = self._lrelu(F.conv3d(d, fuse.contiguous())[:, :, 0])
         out = self.outconv(d)
         del d
@@ -331,16 +331,24 @@ class Flavr(Interpolator):
             if abs(t * self.factor - j) > 1e-4 or not 0 <= j < self.factor:
                 raise ValueError(f"FLAVR {self.factor}x only produces t = j/{self.factor}, not {t}")
             steps.append(j)
-        if any(steps):
-            same = self._cached_window is not None and all(
-                a.shape == b.shape and np.array_equal(a, b)
-                for a, b in zip(self._cached_window, window, strict=True))
-            if not same:
-                self._cached_frames = None  # free the old frames before computing the new ones
-                self._cached_frames = self._predict(window)
-                self._cached_window = [np.array(f, dtype=np.float32, copy=True) for f in window]
         middle = np.asarray(window[1], dtype=np.float32)
-        return [middle.copy() if j == 0 else self._cached_frames[j - 1].copy() for j in steps]
+        if not any(steps):
+            return [middle.copy() for _ in steps]
+        made = self._predicted(window)
+        return [middle.copy() if j == 0 else made[j - 1].copy() for j in steps]
+
+    def _predicted(self, window: Sequence[Frame]) -> np.ndarray:
+        """The in-between frames of ``window``, kept while the same window is asked again."""
+        same = self._cached_window is not None and all(
+            a.shape == b.shape and np.array_equal(a, b)
+            for a, b in zip(self._cached_window, window, strict=True))
+        if same and self._cached_frames is not None:
+            return self._cached_frames
+        self._cached_frames = None  # free the old frames before computing the new ones
+        made = self._predict(window)
+        self._cached_frames = made
+        self._cached_window = [np.array(f, dtype=np.float32, copy=True) for f in window]
+        return made
 
     def reset(self) -> None:
         self._cached_window = None
@@ -350,5 +358,7 @@ class Flavr(Interpolator):
 def create(options: ModelOptions) -> Flavr:
     """The model for a resolved run: its factor's checkpoint loaded (strict) onto its device."""
     factor = options.run_factor
+    # the spec admits only the factors it has checkpoints for, and create() located the file
+    assert factor is not None and options.checkpoint is not None
     net = load_network(options.checkpoint, factor)
     return Flavr(net, factor, device=options.device, precision=options.precision)
