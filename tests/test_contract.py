@@ -48,12 +48,19 @@ def _factors(spec: ModelSpec) -> tuple[int, ...]:
     return spec.factors if spec.timesteps == "fixed" or spec.kind == "upscale" else (2,)
 
 
+def _ways(spec: ModelSpec, factor: int) -> tuple[str, ...]:
+    """By factor, and by rate for a fixed-factor model; a followed one (slow: BIN) by factor for its
+    own factor and by rate for the one its follower completes."""
+    if spec.followed_by:
+        return ("factor",) if factor == spec.factors[-1] else ("fps",)
+    return ("factor", "fps") if spec.timesteps == "fixed" else ("factor",)
+
+
 def _cases():
     for spec in interpolator.available():
-        ways = ("factor", "fps") if spec.timesteps == "fixed" else ("factor",)
+        marks = [pytest.mark.slow] if spec.checkpoints else []
         for factor in _factors(spec):
-            for way in ways:
-                marks = [pytest.mark.slow] if spec.checkpoints else []
+            for way in _ways(spec, factor):
                 yield pytest.param(spec.name, factor, way, marks=marks, id=f"{spec.name}-{factor}x-{way}")
 
 
