@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import MediaError, UsageError
 
@@ -109,12 +110,12 @@ def plan(models: list[str] | None = None, sizes: list[str] | None = None,
         spec = interpolator.get_spec(name)
         for size in size_list:
             four_k = size == "4k"
-            if four_k and spec.scale_at_4k is None:
+            scale = spec.scale_at_4k if four_k else 1.0
+            if scale is None:
                 if sizes:  # asked for explicitly: say why it is absent
                     skipped.append({"model": name, "size": size,
                                     "skipped": "not benchmarked at 4K (too slow or too much memory)"})
                 continue
-            scale = spec.scale_at_4k if four_k else 1.0
             cases += [Case(name, size, mode, scale) for mode in mode_list]
     return Plan(cases, device, QUICK if quick else Settings(), skipped)
 
@@ -501,8 +502,8 @@ def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
 
 def _child(argv: list[str]) -> int:
     job = json.loads(argv[argv.index("--case") + 1])
-    settings = Settings(**{k: tuple(v) if isinstance(v, list) else v
-                           for k, v in job["settings"].items()})
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in job["settings"].items()}
+    settings = Settings(**values)
     record = run_case(Case(**job["case"]), job["device"], settings, Path(job["sample"]),
                       job["clips"])
     print(json.dumps(record))

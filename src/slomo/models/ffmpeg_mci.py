@@ -67,9 +67,9 @@ def _grid(times: Sequence[float]) -> int | None:
 
 def _run(a: av.VideoFrame, b: av.VideoFrame, pts: Sequence[int], time_base: Fraction,
          fps: Fraction) -> dict[int, av.VideoFrame]:
-    """Feed ``a, b, b`` at ``pts`` (in ``time_base``) to minterpolate at ``fps``; outputs by pts."""
+    """Feed ``a, b, b`` (yuv444p) at ``pts`` (in ``time_base``) to minterpolate at ``fps``; outputs by pts."""
     graph = av.filter.Graph()
-    src = graph.add_buffer(width=a.width, height=a.height, format="yuv444p", time_base=time_base)
+    src = graph.add_buffer(width=a.width, height=a.height, format=a.format, time_base=time_base)
     mi = graph.add("minterpolate", f"fps={fps.numerator}/{fps.denominator}:{FILTER_OPTIONS}")
     sink = graph.add("buffersink")
     src.link_to(mi)
@@ -85,6 +85,7 @@ def _run(a: av.VideoFrame, b: av.VideoFrame, pts: Sequence[int], time_base: Frac
                 made = sink.pull()
             except (av.BlockingIOError, av.EOFError):
                 break
+            assert isinstance(made, av.VideoFrame) and made.pts is not None  # a video graph's output
             out[made.pts] = made
     return out
 
