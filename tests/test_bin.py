@@ -88,6 +88,7 @@ def test_spec():
     assert weights.entry("bin").model == "bin"
 
 
+@pytest.mark.slow  # 14 outputs of the full network on CPU
 def test_parity_with_official_demo(tmp_path):
     torch.set_num_threads(min(2, torch.get_num_threads()))
     ref = torch.load(REFERENCE, weights_only=True)
