@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from conftest import audio_track, moving_frames, read_video, write_clip
+from test_bin import seeded_state
 
 import slomo
 import slomo.api
 import slomo.weights
-from conftest import audio_track, moving_frames, read_video, write_clip
-from test_bin import seeded_state
 
 
 @pytest.fixture(scope="module")
