@@ -8,7 +8,7 @@ SAMPLE := .cache/media/bigbuckbunny.mp4
 # The CPU build of torch: small and already on this platform's disk. Users with a GPU install their own.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,14 @@ demo: setup $(SAMPLE)
 
 test: setup
 	$(PY) -m pytest -q
+
+# the tests not marked slow: a quick check while editing
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy src
 
 bench: setup $(SAMPLE)
 	$(VENV)/bin/slomo bench --write docs/benchmarks.md

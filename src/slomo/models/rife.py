@@ -32,7 +32,7 @@ from torch import nn
 
 from .. import weights
 from ..frames import Frame
-from ..interpolator import PRECISIONS, Interpolator, ModelOptions, ModelSpec, bisect_times, register
+from ..interpolator import PRECISIONS, Interpolator, ModelOptions, ModelSpec, bisect_times
 from ..weights import Weights
 
 #: the official ``--scale`` values: flow is computed at this fraction of the resolution
@@ -473,7 +473,7 @@ def _make_rife_hd(options: ModelOptions) -> RifeHD:
     return RifeHD(_load(IFNetHD(), options, HD_IGNORED), options)
 
 
-register(ModelSpec(
+SPEC = ModelSpec(
     name="rife",
     summary="RIFE v4.0 (Practical-RIFE): fast, any timestep; the default",
     factory=_make_rife,
@@ -486,9 +486,9 @@ register(ModelSpec(
     scale_at_4k=0.5,
     aliases=("rife-v4", "rife-v4.0"),
     memory_per_pixel=(408, 246),
-))
+)
 
-register(ModelSpec(
+HD_SPEC = ModelSpec(
     name="rife-hd",
     summary="RIFE HDv3 (ECCV2022-RIFE): t = 0.5 per pass, other timesteps by bisection",
     factory=_make_rife_hd,
@@ -499,4 +499,4 @@ register(ModelSpec(
     precisions=PRECISIONS,
     scales=SCALES,
     aliases=("rife-hdv3",),
-))
+)
