@@ -148,6 +148,7 @@ class _Block(nn.Module):
 
     ``forward(x, flow, scale)`` takes ``x`` already resampled to ``1 / scale`` of the full
     resolution (callers share that work between timesteps) and ``flow`` at full resolution.
+    ``x`` may be the input's parts, concatenated here in the same copy that changes layout.
     """
 
     dtype = torch.float32
@@ -156,10 +157,17 @@ class _Block(nn.Module):
         self.dtype = dtype
         self.to(dtype=dtype, memory_format=torch.channels_last)
 
-    def _head(self, x: torch.Tensor, flow: torch.Tensor | None, scale: float) -> torch.Tensor:
+    def _head(self, x: torch.Tensor | Sequence[torch.Tensor], flow: torch.Tensor | None,
+              scale: float) -> torch.Tensor:
+        """The input of the first convolution: parts and resampled flow, in one copy, in the
+        blocks' precision and layout."""
+        parts = [x] if isinstance(x, torch.Tensor) else list(x)
         if flow is not None:
-            x = torch.cat((x, _resize(flow, 1.0 / scale) / scale), 1)
-        return x.to(dtype=self.dtype, memory_format=torch.channels_last)
+            parts.append(_resize(flow, 1.0 / scale) / scale)
+        n, _, h, w = parts[0].shape
+        out = torch.empty(n, sum(p.shape[1] for p in parts), h, w, dtype=self.dtype,
+                          device=parts[0].device, memory_format=torch.channels_last)
+        return torch.cat(parts, 1, out=out)
 
 
 class IFBlockV4(_Block):
@@ -257,7 +265,8 @@ class _ResConv(nn.Module):
         self.beta = nn.Parameter(torch.ones(1, c, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.leaky_relu_(torch.addcmul(x, self.conv(x), self.beta), 0.2)
+        y = self.conv(x)
+        return F.leaky_relu_(torch.addcmul(x, y, self.beta, out=y), 0.2)  # in place: no new buffer
 
 
 class FeatureHead(_Block):
@@ -289,10 +298,23 @@ class IFBlockV425(_Block):
         self.lastconv = nn.Sequential(nn.ConvTranspose2d(c, 4 * 13, 4, 2, 1), nn.PixelShuffle(2))
 
     def forward(self, x, flow, scale):
+        """The flow update at full resolution, and mask + features at this block's resolution
+        (see :func:`_carried` for why they need not be upsampled)."""
         out = self.lastconv(self.convblock(self.conv0(self._head(x, flow, scale)))).float()
         out[:, :4] *= scale  # before upsampling: the same, exactly, for a power-of-two scale
-        out = _resize(out, scale)
-        return out[:, :4], out[:, 4:5], out[:, 5:]
+        return _resize(out[:, :4], scale), out[:, 4:]
+
+
+def _carried(x: torch.Tensor, scale: float, next_scale: float) -> torch.Tensor:
+    """A block output at ``1 / scale`` of the full resolution as the next block reads it: the
+    official upsamples it to full resolution by ``scale``, then resamples by ``1 / next_scale``.
+    When the next block works at or below full resolution that equals one resize by
+    ``scale / next_scale`` (= 2): a 1/k bilinear downscale averages pixel pairs that never
+    straddle a seam of the k*2 upscale, so it reads that upscale at exactly the coarser
+    sampling points.  Skips full-resolution copies of 9 channels per block."""
+    if next_scale >= 1:
+        return _resize(x, scale / next_scale)
+    return _resize(_resize(x, scale), 1.0 / next_scale)
 
 
 class IFNetV425(nn.Module):
@@ -339,16 +361,15 @@ class IFNetV425(nn.Module):
         # block 0 reads image 0, image 1, features 0, features 1, t
         pair = _resize(torch.cat((x0[:, :3], x1[:, :3], x0[:, 3:], x1[:, 3:]), 1), 1.0 / scales[0])
         pair = pair.expand(n, -1, -1, -1)
-        flow, mask, feat = self.block0(torch.cat((pair, stamp(pair)), 1), None, scales[0])
-        for i, block in enumerate((self.block1, self.block2, self.block3, self.block4), start=1):
-            s = scales[i]
+        flow, carry = self.block0((pair, stamp(pair)), None, scales[0])  # carry: mask, features
+        blocks = (self.block1, self.block2, self.block3, self.block4)
+        for block, s, previous in zip(blocks, scales[1:], scales):
             w = _warped(self.warp, sources, flow, s)  # image 0, features 0, image 1, features 1
-            x = torch.cat((w[:, 0:3], w[:, 7:10], w[:, 3:7], w[:, 10:14], stamp(w),
-                           _resize(mask, 1.0 / s), _resize(feat, 1.0 / s)), 1)
-            df, mask, feat = block(x, flow, s)
-            flow = flow + df
-        images = sources[:, :3]
-        return _blend(_warped(self.warp, images, flow, 1, size), mask, size)
+            x = (w[:, 0:3], w[:, 7:10], w[:, 3:7], w[:, 10:14], stamp(w), _carried(carry, previous, s))
+            df, carry = block(x, flow, s)
+            flow = flow + df  # the mask is replaced, not accumulated
+        mask = _resize(carry[:, :1], scales[-1])
+        return _blend(_warped(self.warp, sources[:, :3], flow, 1, size), mask, size)
 
 
 class IFBlockHD(_Block):
