@@ -302,7 +302,7 @@ def test_translating_texture_rebuilt_better_than_blending():
     def psnr(x):
         return 10 * np.log10(1 / np.mean((x[inner] - truth[inner]) ** 2))
 
-    assert psnr(middle) > 45.0  # measured: 55.5 dB (bf16: 55.2 dB)
+    assert psnr(middle) > 45.0  # measured: 50.3 dB (v4.0: 55.5 dB)
     assert psnr(middle) > psnr((f0 + f1) / 2) + 20  # plain blend: 20.2 dB
 
 
