@@ -17,11 +17,14 @@ refiners, v4.25's time-regression head ``caltime``) are dropped by name, and eve
 
 Speed, compared with the official forward: inference mode, channels-last convolutions, cached
 sampling grids, one ``grid_sample`` for both warps (it only parallelises over the batch), only
-the pixels a following downscale reads are warped, both directions of ``rife-hd`` in one batch,
+the pixels a following downscale reads are warped, v4.25's images and features warped together
+and its mask and features handed on at block resolution (:func:`_carried`), each frame's v4.25
+features computed once, both directions of ``rife-hd`` in one batch,
 no resampling at factor 1, padding cropped before the last warp, and optional bfloat16 weights
 (``precision="bf16"``: convolutions in bfloat16 through oneDNN; flows, warps and blending stay
 float32, so sampling positions keep full precision).  torch.compile was tried and left out: on
-CPU it took a minute to compile and ran the warps slower.
+CPU it took a minute to compile and ran the warps slower.  ``precision="fp16"`` (CUDA only) takes
+the same path as bf16 with channels-last convolutions; no GPU was available to test it for v4.25.
 """
 
 from __future__ import annotations
