@@ -167,7 +167,7 @@ def test_an_entry_point_that_does_not_name_a_spec_is_a_packaging_error_not_skipp
 
 #: built-in models whose module still imports torch at the top; each must move its network to a
 #: module of its own, as slomo.models.flavr did, and leave this set (empty it, then drop it)
-TORCH_AT_IMPORT = {"rife", "rife-hd", "bin"}
+TORCH_AT_IMPORT = {"rife", "rife-4.0", "rife-hd", "bin", "dain", "memc-net"}
 
 
 def _imports_torch(*args: str) -> bool:
