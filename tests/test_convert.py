@@ -5,9 +5,9 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from conftest import audio_track, moving_frames, psnr, read_video, write_clip
 
 import slomo
-from conftest import audio_track, moving_frames, psnr, read_video, write_clip
 
 
 def test_factor_keeps_duration_timestamps_and_audio(clip, tmp_path):
@@ -163,8 +163,9 @@ def test_api_refuses_bad_values_with_one_error_family(clip, options, named):
 
 def test_flavr_takes_its_checkpoint_from_the_target_rate(tmp_path):
     """Issue 10 item 10: 25 -> 100 fps is 4x, served by the 4x checkpoint (not the default 2x)."""
-    import slomo
     from test_flavr import deterministic_state, save_official, shapes_for
+
+    import slomo
 
     checkpoint = save_official(deterministic_state(shapes_for(4), 0), tmp_path / "FLAVR_4x.pth")
     src = write_clip(tmp_path / "clip.mp4", moving_frames(4, size=(64, 48)), audio=False)

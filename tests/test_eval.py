@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import moving_frames, psnr, write_clip
+
 from slomo import evaluate, interpolator, io
 from slomo.cli import main
 

@@ -7,9 +7,9 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT, moving_frames, psnr, read_video, write_clip
 
 import slomo
-from conftest import ROOT, moving_frames, psnr, read_video, write_clip
 
 
 @pytest.fixture(scope="session")

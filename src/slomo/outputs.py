@@ -21,10 +21,10 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable
 
 from . import io
 from .errors import MediaError, UsageError

@@ -15,10 +15,10 @@ import math
 import os
 import queue
 import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np

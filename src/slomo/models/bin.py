@@ -75,7 +75,7 @@ frames without calling ``reset`` still gets the demo's results for a fresh start
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -36,7 +36,7 @@ integer pixel positions from the flow, which half precision would move.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -44,8 +44,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import weights
-from ..weights import Weights
 from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec
+from ..weights import Weights
 from .bin import _pad_amounts
 
 # --------------------------------------------------------------------------------------------

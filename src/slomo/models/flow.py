@@ -13,7 +13,8 @@ in batches, so the flows of the last pair are kept for the next batch of the sam
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np

@@ -28,7 +28,7 @@ they are filled in with 0 before the strict load.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -36,8 +36,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import weights
-from ..weights import Weights
 from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec
+from ..weights import Weights
 from .bin import _pad_amounts
 from .dain import depth_flow_projection, filter_interpolation, single_path
 

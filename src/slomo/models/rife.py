@@ -30,7 +30,7 @@ the same path as bf16 with channels-last convolutions; no GPU was available to t
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -551,7 +551,7 @@ class _Node:
 
     __slots__ = ("a", "b", "depth", "value")
 
-    def __init__(self, a: "_Node", b: "_Node", depth: int = 0, value=None) -> None:
+    def __init__(self, a: _Node, b: _Node, depth: int = 0, value=None) -> None:
         self.a, self.b, self.depth, self.value = a, b, depth, value
 
 
