@@ -78,7 +78,7 @@ def test_audio_stays_in_sync(tmp_path):
     src = write_clip(tmp_path / "flash.mp4", frames, beep_at=0.4)
     out = slomo.convert(src, tmp_path / "out.mp4", factor=4, model="blend", scene_detect=False)
     video, times, _ = read_video(out.output)
-    flash = next(t for f, t in zip(video, times) if f.mean() > 200)
+    flash = next(t for f, t in zip(video, times, strict=True) if f.mean() > 200)
     samples, rate, start = audio_track(out.output)
     beep = start + np.argmax(np.abs(samples) > 0.1) / rate
     assert abs(flash - beep) < 1 / 25, (flash, beep)
@@ -120,7 +120,7 @@ def test_variable_frame_rate_follows_timestamps(tmp_path):
     out = slomo.convert(src, tmp_path / "out.mkv", factor=2, model="blend")
     _, got, _ = read_video(out.output)
     expected = []
-    for a, b in zip(times, times[1:] + [times[-1] + 0.04]):
+    for a, b in zip(times, times[1:] + [times[-1] + 0.04], strict=True):
         expected += [a, (a + b) / 2]
     assert got == pytest.approx(expected, abs=2e-3)
 
