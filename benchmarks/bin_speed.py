@@ -32,7 +32,7 @@ def _child(width: int, height: int, calls: int, device: str, threads: int | None
     import torch
 
     from slomo.interpolator import ModelOptions, create
-    from slomo.models.bin import BINNet
+    from slomo.models.bin.network import BINNet
 
     if threads:
         torch.set_num_threads(threads)

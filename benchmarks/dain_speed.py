@@ -29,8 +29,8 @@ def _child(model_name: str, width: int, height: int, calls: int, n_times: int, d
     import torch
 
     from slomo.interpolator import ModelOptions, create
-    from slomo.models.dain import DAINNet
-    from slomo.models.memcnet import MEMCNet
+    from slomo.models.dain.network import DAINNet
+    from slomo.models.memcnet.network import MEMCNet
 
     if threads:
         torch.set_num_threads(threads)

@@ -59,7 +59,7 @@ def seeded_state(gain: float = 0.5) -> dict[str, torch.Tensor]:
     conv weights have std ``gain / sqrt(fan_in)``, biases std 0.01.  Aliased modules share one
     tensor, as in a ``state_dict`` saved from the official network.
     """
-    from slomo.models.bin import BINNet
+    from slomo.models.bin.network import BINNet
 
     shapes = {k: v.shape for k, v in BINNet().state_dict().items()}
     canonical = sorted({_canonical(k) for k in shapes})

@@ -39,7 +39,8 @@ import torch
 
 from slomo import interpolator, weights
 from slomo.interpolator import ModelOptions, create, get_spec
-from slomo.models import dain, memcnet
+from slomo.models.dain import network as dain
+from slomo.models.memcnet import network as memcnet
 
 KEYS = Path(__file__).parent / "data" / "dain_memcnet_official_keys.json"
 

@@ -165,11 +165,6 @@ def test_an_entry_point_that_does_not_name_a_spec_is_a_packaging_error_not_skipp
     assert interpolator._REGISTRY == {}
 
 
-#: built-in models whose module still imports torch at the top; each must move its network to a
-#: module of its own, as slomo.models.flavr did, and leave this set (empty it, then drop it)
-TORCH_AT_IMPORT = {"rife", "rife-4.0", "rife-hd", "bin", "dain", "memc-net"}
-
-
 def _imports_torch(*args: str) -> bool:
     """Whether ``python args`` imports torch (Python's own import log says)."""
     done = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True,
@@ -185,15 +180,11 @@ def _built_in_entries():
 
 @pytest.mark.parametrize("name", _built_in_entries())
 def test_a_built_in_spec_loads_without_torch(name):
-    if name in TORCH_AT_IMPORT:
-        pytest.skip(f"{name}'s module imports torch at the top (not yet split; see TORCH_AT_IMPORT)")
     assert not _imports_torch("-c", "from importlib.metadata import entry_points; "
                                     f"entry_points(group='slomo.models')[{name!r}].load()")
 
 
 def test_listing_the_models_does_not_import_torch():
-    if TORCH_AT_IMPORT:
-        pytest.skip(f"{', '.join(sorted(TORCH_AT_IMPORT))} still import torch at the top")
     assert not _imports_torch("-m", "slomo", "models")
 
 

@@ -14,6 +14,7 @@ Frames cross the interface as :data:`slomo.frames.Frame`.
 
 from __future__ import annotations
 
+import importlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -362,6 +363,17 @@ def resolve(spec: ModelSpec, options: ModelOptions) -> ModelOptions:
     entry = spec.checkpoint_for(options)
     checkpoint = _weights.locate(entry.name, options.weights) if entry else None
     return replace(options, device=device, checkpoint=checkpoint)
+
+
+def deferred(module: str, name: str) -> Callable[[ModelOptions], Interpolator]:
+    """A factory that imports ``module`` (and with it torch) only when a run builds the model, so
+    that a spec can be declared, listed and checked in a module that stays light."""
+
+    def build(options: ModelOptions) -> Interpolator:
+        return getattr(importlib.import_module(module), name)(options)
+
+    build.__qualname__ = f"{module}.{name}"
+    return build
 
 
 def create(name: str | ModelSpec, options: ModelOptions | None = None) -> Interpolator:

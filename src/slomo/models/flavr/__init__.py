@@ -6,7 +6,7 @@ that listing models (``slomo models``) stays light.
 
 from __future__ import annotations
 
-from ...interpolator import Interpolator, ModelOptions, ModelSpec
+from ...interpolator import ModelSpec, deferred
 from ...weights import Weights
 
 #: the run factors the published checkpoints make
@@ -56,16 +56,10 @@ FLAVR_8X = Weights(
 )
 
 
-def _create(options: ModelOptions) -> Interpolator:
-    from .network import create  # torch, only once a run needs the network
-
-    return create(options)
-
-
 SPEC = ModelSpec(
     name="flavr",
     summary="FLAVR (CVPR 2021): 3D U-Net over 4 frames, all 2x/4x/8x frames in one pass",
-    factory=_create,
+    factory=deferred(f"{__name__}.network", "create"),
     window=4,
     timesteps="fixed",
     factors=FACTORS,

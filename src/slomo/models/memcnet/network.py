@@ -35,11 +35,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import weights
-from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec
-from ..weights import Weights
-from .bin import _pad_amounts
-from .dain import depth_flow_projection, filter_interpolation, single_path
+from ... import weights
+from ...interpolator import Frame, Interpolator, ModelOptions
+from ..bin.network import _pad_amounts
+from ..dain.network import depth_flow_projection, filter_interpolation, single_path
 
 # --------------------------------------------------------------------------------------------
 # FlowNetS (networks/FlowNetS/FlowNetS.py, batchNorm=False), module names as the official
@@ -213,26 +212,3 @@ class MemcNetInterpolator(Interpolator):
             out = self.net(pair[0], pair[1])
         frame = out[0, :, top:top + h, left:left + w].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
         return [frame] * len(times)
-
-
-MEMC_NET_VIMEO = Weights(
-    name="memc-net",
-    model="memc-net",
-    file="MEMC-Net_best.pth",
-    size=None,
-    sha256=None,
-    license="MIT",
-    description=("MEMC-Net (TPAMI 2019), trained on Vimeo-90K: flow projection, adaptive warping and "
-                 "occlusion, t = 0.5"),
-    sources=({"manual": "http://vllab1.ucmerced.edu/~wenbobao/MEMC-Net/MEMC-Net_best.pth"},),
-)
-
-SPEC = ModelSpec(
-    name="memc-net",
-    summary="MEMC-Net (TPAMI 2019): flow projection and adaptive warping with occlusion, t = 0.5",
-    factory=MemcNetInterpolator,
-    window=2,
-    timesteps="midpoint",
-    checkpoints=(MEMC_NET_VIMEO,),
-    devices=("cpu", "cuda", "mps"),
-)

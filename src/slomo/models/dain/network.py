@@ -43,10 +43,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import weights
-from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec
-from ..weights import Weights
-from .bin import _pad_amounts
+from ... import weights
+from ...interpolator import Frame, Interpolator, ModelOptions
+from ..bin.network import _pad_amounts
 
 # --------------------------------------------------------------------------------------------
 # the custom CUDA layers, as torch ops
@@ -533,26 +532,3 @@ class DainInterpolator(Interpolator):
             outputs = self.net(pair[0], pair[1], list(times))
         return [out[0, :, top:top + h, left:left + w].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
                 for out in outputs]
-
-
-DAIN_VIMEO = Weights(
-    name="dain",
-    model="dain",
-    file="best.pth",
-    size=None,
-    sha256=None,
-    license="MIT",
-    description=("DAIN (CVPR 2019), trained on Vimeo-90K: depth-aware flow projection and adaptive "
-                 "warping, any t"),
-    sources=({"manual": "http://vllab1.ucmerced.edu/~wenbobao/DAIN/best.pth"},),
-)
-
-SPEC = ModelSpec(
-    name="dain",
-    summary="DAIN (CVPR 2019): depth-aware flow projection and adaptive warping, any t",
-    factory=DainInterpolator,
-    window=2,
-    timesteps="any",
-    checkpoints=(DAIN_VIMEO,),
-    devices=("cpu", "cuda", "mps"),
-)
