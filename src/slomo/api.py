@@ -17,7 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from . import interpolator, io, pipeline
+from . import chunks, interpolator, io, pipeline
 from .errors import UsageError
 
 
@@ -35,6 +35,8 @@ class ConvertResult:
     output_fps: float
     cuts: list[float] = field(default_factory=list)  # times of the first frame after each cut
     duplicates: int = 0  # repeated input frames dropped by dedup
+    node: str | None = None  # IP address of the Ray node that converted it (None: this machine)
+    chunks: list[dict] = field(default_factory=list)  # per chunk of a chunked run: times, node, reused
 
     @property
     def speed(self) -> float:
@@ -157,6 +159,11 @@ def convert(
     dedup: bool = False,
     max_fps: float | str | Fraction | None = None,
     deinterlace: bool = False,
+    chunk_seconds: float | None = None,
+    jobs: int = 1,
+    resume: bool = False,
+    ray: str | None = None,
+    piece: chunks.Piece | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ConvertResult:
     """Convert one video (or image sequence) into one with more frames.
@@ -168,11 +175,18 @@ def convert(
     pattern (``out/%06d.png``) writes PNG frames.  The output appears only once complete.
     ``dedup`` drops repeated frames (animation on twos) and re-times the rest evenly;
     ``max_fps`` caps the output rate; ``deinterlace`` runs yadif on interlaced input.
+    ``chunk_seconds`` splits the input at keyframes into chunks of about that length, converted one
+    after another, ``jobs`` at once, or on the Ray cluster at ``ray`` (``host:port`` or ``local``),
+    and joined into exactly the one-piece output; ``resume`` reuses the chunks an interrupted run
+    of the same request finished (see :mod:`slomo.chunks`).  ``piece`` is internal: one chunk.
     ``on_progress(done, total)`` is called as input frames are consumed (total 0 if unknown).
 
     Raises :class:`UsageError` for a wrong request, :class:`io.MediaError` for a bad input or
     output, :class:`slomo.weights.WeightsError` for missing weights.
     """
+    request = {name: value for name, value in locals().items()  # what a chunk's worker redoes
+               if name not in ("src", "dst", "chunk_seconds", "jobs", "resume", "ray", "piece",
+                               "on_progress")}
     src = str(src)
     rate = parse_rate(fps) if fps is not None else None
     spec = _checked_spec(model, factor, rate)
@@ -194,12 +208,17 @@ def convert(
         if fixed and _fixed_factor_mismatch(spec, rate, info):
             raise UsageError(f"model {spec.name} only makes {', '.join(map(str, spec.factors))}x; "
                              "use --model rife for other rates")
+        if piece is None and (chunk_seconds is not None or ray is not None):
+            return chunks.convert(src, dst_path, request, spec, chunk_seconds, jobs, resume, ray, on_progress)
         options = model_options(spec, device, weights, scale=scale, precision=precision,
                                 factor=factor or 2)
         timing = _timing(info, factor, rate, slowmo, dedup,
                          parse_rate(max_fps) if max_fps is not None else None)
         stages = _stages(spec, options, timing[0], factor if rate is None else None)
         scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
+        if piece is not None:
+            return chunks.run_piece(reader, stages, timing, scenes, io.EncodeOptions(codec, crf, preset, pix_fmt),
+                                    dst_path, piece)
         return _run(reader, stages, dst_path, timing, scenes, dedup, deinterlace,
                     io.EncodeOptions(codec, crf, preset, pix_fmt, audio), on_progress)
     finally:
@@ -244,6 +263,17 @@ def _fixed_factor_mismatch(spec, rate, info) -> bool:
     return ratio.denominator != 1 or ratio not in spec.factors
 
 
+def last_frame_duration(info: io.VideoInfo, first: Fraction, last: Fraction, t: Fraction) -> Fraction:
+    """How long the frame at ``t`` is shown when it is the source's last (decoded from ``first`` to
+    ``last``): until the source's end, its own duration where the container says."""
+    step = 1 / info.rate
+    end = last + step
+    declared_end = first + (info.duration or 0)
+    if not info.is_sequence and 0 < declared_end - last <= 2 * step:
+        end = declared_end
+    return end - t
+
+
 def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup: bool, deinterlace: bool,
          encode: io.EncodeOptions, on_progress) -> ConvertResult:
     started = time.perf_counter()
@@ -272,13 +302,7 @@ def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup:
         writer.write(t, frame)
 
     def last_duration(t: Fraction) -> Fraction:
-        """Until the source's end: its last frame's own duration where the container says."""
-        step = 1 / info.rate
-        end = span["last"] + step
-        declared_end = span["first"] + (info.duration or 0)
-        if not info.is_sequence and 0 < declared_end - span["last"] <= 2 * step:
-            end = declared_end
-        return end - t
+        return last_frame_duration(info, span["first"], span["last"], t)
 
     def progress(stats: pipeline.Stats) -> None:
         if on_progress:

@@ -122,6 +122,27 @@ class VideoReader:
             side_streams=bool(self._container.streams.audio or self._container.streams.subtitles),
         )
 
+    def seek(self, time: Fraction) -> None:
+        """Start decoding at the last keyframe at or before ``time`` (a chunk of a long file)."""
+        self._container.seek(round(time / self.info.time_base), stream=self._stream, backward=True)
+
+    def keyframe_times(self) -> tuple[list[Fraction], list[Fraction]]:
+        """(every frame's time, the keyframes' times) from the packets, without decoding;
+        ``([], [])`` when a packet has no timestamp, so the frame times cannot be known."""
+        times, keyframes = [], []
+        with av.open(self.path, metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.pts is None:
+                    return [], []
+                time = Fraction(packet.pts) * self.info.time_base
+                times.append(time)
+                if packet.is_keyframe:
+                    keyframes.append(time)
+        return sorted(times), sorted(keyframes)
+
     def _decoded(self) -> Iterator[av.VideoFrame]:
         """Decoded frames, skipping corrupt packets and stopping at a damaged end, with warnings."""
         try:
@@ -269,6 +290,25 @@ def choose_pix_fmt(codec: str, info: VideoInfo, requested: str | None) -> str:
     return supported[0]
 
 
+def encoder_frame(frame: np.ndarray, pix_fmt: str, info: VideoInfo) -> av.VideoFrame:
+    """A float RGB frame in the encoder's pixel format, with the source's matrix and range."""
+    if colour.supports(pix_fmt):
+        vf = colour.from_rgb(frame, pix_fmt, info.colorspace, info.color_range)
+    else:
+        bit_depth = 16 if any(d in pix_fmt for d in ("10", "12", "16")) else 8
+        vf = av.VideoFrame.from_ndarray(from_frame(frame, bit_depth), format=_rgb_format(bit_depth))
+        vf = vf.reformat(format=pix_fmt, dst_colorspace=info.colorspace or None,
+                         dst_color_range=info.color_range or 1)
+    vf.color_range = info.color_range
+    return vf
+
+
+def output_pix_fmt(dst: str | os.PathLike, info: VideoInfo, options: EncodeOptions) -> str:
+    """The pixel format a :class:`VideoWriter` to ``dst`` hands its encoder."""
+    codec = options.codec or CONTAINER_CODECS.get(Path(dst).suffix.lower(), DEFAULT_CODECS)[0]
+    return choose_pix_fmt(codec, info, options.pix_fmt)
+
+
 class VideoWriter:
     """Encodes frames into a temporary file and moves it into place only when complete.
 
@@ -321,19 +361,17 @@ class VideoWriter:
             stream.options = {"crf": str(options.crf), "b": "0"}
         if info.rotation:
             stream.set_display_rotation(info.rotation)
-        self._bit_depth = 16 if any(d in self._pix_fmt for d in ("10", "12", "16")) else 8
         return stream
 
     def write(self, time: Fraction, frame: np.ndarray) -> None:
         """Encode one frame shown at ``time`` (source seconds, before stretching)."""
-        if colour.supports(self._pix_fmt):
-            vf = colour.from_rgb(frame, self._pix_fmt, self.info.colorspace, self.info.color_range)
-        else:
-            array = from_frame(frame, self._bit_depth)
-            vf = av.VideoFrame.from_ndarray(array, format=_rgb_format(self._bit_depth))
-            vf = vf.reformat(format=self._pix_fmt, dst_colorspace=self.info.colorspace or None,
-                             dst_color_range=self.info.color_range or 1)
+        self.write_converted(time, encoder_frame(frame, self._pix_fmt, self.info))
+
+    def write_converted(self, time: Fraction, vf: av.VideoFrame) -> None:
+        """Encode a frame already in the encoder's pixel format (:func:`encoder_frame`), such as
+        one read back from a chunk's lossless intermediate."""
         vf.color_range = self.info.color_range
+        vf.pict_type = av.video.frame.PictureType.NONE  # a decoded I-frame would force a keyframe
         vf.pts = round(time * self.time_scale / self.time_base)
         vf.time_base = self.time_base
         if self._side:
@@ -511,3 +549,48 @@ class ImageSequenceWriter:
     def abort(self) -> None:
         for path in self._written:
             path.unlink(missing_ok=True)
+
+
+class LosslessWriter:
+    """A chunk's output frames, exactly as they will reach the final encoder: FFV1 in Matroska.
+
+    FFV1 keeps every pixel format the encoders take, bit for bit; the frames' times travel
+    separately (Matroska rounds timestamps to milliseconds).  The file appears only when closed.
+    """
+
+    def __init__(self, dst: str | os.PathLike, info: VideoInfo, pix_fmt: str):
+        self.dst = Path(dst)
+        self.partial = self.dst.with_name(f".{self.dst.name}.partial")
+        self._out = av.open(str(self.partial), "w", format="matroska")
+        self._stream = self._out.add_stream("ffv1", rate=24)
+        self._stream.width, self._stream.height = info.width, info.height
+        self._stream.pix_fmt = pix_fmt
+        self._stream.options = {"slices": "4", "threads": "2"}
+        self._count = 0
+
+    def write(self, vf: av.VideoFrame) -> None:
+        vf.pts, vf.time_base = self._count, Fraction(1, 24)
+        vf.pict_type = av.video.frame.PictureType.NONE
+        for packet in self._stream.encode(vf):
+            self._out.mux(packet)
+        self._count += 1
+
+    def close(self) -> Path:
+        for packet in self._stream.encode(None):
+            self._out.mux(packet)
+        self._out.close()
+        os.replace(self.partial, self.dst)
+        return self.dst
+
+    def abort(self) -> None:
+        try:
+            self._out.close()
+        except Exception:  # the container may already be unusable; the file goes anyway
+            pass
+        self.partial.unlink(missing_ok=True)
+
+
+def read_lossless(path: str | os.PathLike) -> Iterator[av.VideoFrame]:
+    """The frames of a :class:`LosslessWriter` file, in order."""
+    with av.open(str(path)) as container:
+        yield from container.decode(container.streams.video[0])

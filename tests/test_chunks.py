@@ -1,0 +1,110 @@
+"""Chunked conversion (slomo.chunks): the joined output is the one-piece output, bit for bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+import slomo
+from conftest import moving_frames, read_video, write_clip
+from slomo import chunks, interpolator, weights
+
+ENCODE = {"crf": "0", "preset": "ultrafast", "g": "7", "bf": "2"}  # a keyframe every 7 frames
+
+
+def two_shots(path: Path, cut: int, frames: int = 60, **options) -> Path:
+    """A 25 fps clip with B-frames whose second shot (brighter, other motion) starts
+    at frame ``cut``, keyframes every 7 frames, and a tone."""
+    first = moving_frames(cut, size=(96, 64))
+    second = [f // 3 + 170 for f in moving_frames(frames - cut, size=(96, 64), seed=5, motion=(0, 2))]
+    return write_clip(path, first + second, fps=25, options=ENCODE, **options)
+
+
+def packets(path) -> list[tuple[str, int, bytes]]:
+    """Every stream's packets: (kind, pts, payload)."""
+    with av.open(str(path)) as container:
+        return [(p.stream.type, p.pts, bytes(p)) for p in container.demux() if p.size]
+
+
+def assert_same_video(one_piece: str, chunked: str) -> None:
+    frames_a, times_a, _ = read_video(one_piece)
+    frames_b, times_b, _ = read_video(chunked)
+    assert times_a == times_b
+    assert all((a == b).all() for a, b in zip(frames_a, frames_b, strict=True))
+    assert packets(one_piece) == packets(chunked)  # the encoder saw the same frames: same bytes
+
+
+def test_plan_starts_chunks_at_keyframes_with_context(tmp_path):
+    times = [Fraction(i, 25) for i in range(60)]
+    keyframes = times[::7]
+    pieces = chunks.plan(times, keyframes, 0.5, 3, tmp_path)
+    starts = [p.start for p in pieces]
+    assert starts == [None, Fraction(14, 25), Fraction(28, 25), Fraction(42, 25), Fraction(56, 25)]
+    assert [p.end for p in pieces] == [*starts[1:], None]
+    second = pieces[1]
+    assert second.first == Fraction(11, 25) and second.last == Fraction(30, 25)  # 3 frames each side
+    assert second.seek == Fraction(7, 25)  # the keyframe before the context
+    assert pieces[-1].last == times[-1] and pieces[0].first == times[0] and pieces[0].seek == 0
+    owned = [sum(p.owns(t) for t in times) for p in pieces]
+    assert owned == [14, 14, 14, 14, 4]  # every frame in exactly one chunk
+
+
+def test_plan_without_timestamps_is_one_chunk(tmp_path):
+    pieces = chunks.plan([], [], 1.0, 3, tmp_path)
+    assert len(pieces) == 1 and pieces[0].owns(Fraction(100)) and pieces[0].seek is None
+
+
+# Chunks start at frames 14, 28, 42, 56: cuts just before, at and after a chunk's first frame.
+@pytest.mark.parametrize("cut", [27, 28, 29])
+@pytest.mark.parametrize("model", ["blend", "flow"])
+def test_chunked_equals_one_piece_across_scene_cuts(tmp_path, model, cut):
+    clip = two_shots(tmp_path / "clip.mp4", cut)
+    one = slomo.convert(clip, tmp_path / "one.mp4", model=model, factor=3)
+    split = slomo.convert(clip, tmp_path / "split.mp4", model=model, factor=3, chunk_seconds=0.5)
+    assert len(split.chunks) == 5 and one.cuts == split.cuts == [pytest.approx(cut / 25)]
+    assert (split.frames_in, split.frames_out) == (one.frames_in, one.frames_out) == (60, 180)
+    assert_same_video(one.output, split.output)
+    assert not (tmp_path / ".split.mp4.slomo-work").exists()  # the work folder is removed
+
+
+@pytest.mark.parametrize("options", [{"fps": "60"}, {"slowmo": True, "factor": 2}],
+                         ids=["rate", "slowmo"])
+def test_chunked_rate_and_slow_motion_with_audio(tmp_path, options):
+    clip = two_shots(tmp_path / "clip.mp4", 29)
+    one = slomo.convert(clip, tmp_path / "one.mp4", model="flow", **options)
+    split = slomo.convert(clip, tmp_path / "split.mp4", model="flow", chunk_seconds=0.3, **options)
+    assert_same_video(one.output, split.output)  # packets include the (stretched) audio
+
+
+@pytest.mark.slow
+def test_chunked_rife_on_the_cpu(tmp_path):
+    if not all(weights.installed(name) for name in interpolator.get_spec("rife").weights):
+        pytest.skip("RIFE weights not installed")
+    clip = two_shots(tmp_path / "clip.mp4", 7, frames=12)
+    one = slomo.convert(clip, tmp_path / "one.mp4", model="rife", device="cpu")
+    split = slomo.convert(clip, tmp_path / "split.mp4", model="rife", device="cpu", chunk_seconds=0.2)
+    assert len(split.chunks) == 2
+    assert_same_video(one.output, split.output)
+
+
+@pytest.mark.slow
+def test_chunks_in_parallel_processes(tmp_path):
+    clip = two_shots(tmp_path / "clip.mp4", 28)
+    one = slomo.convert(clip, tmp_path / "one.mp4", model="blend")
+    split = slomo.convert(clip, tmp_path / "split.mp4", model="blend", chunk_seconds=0.5, jobs=2)
+    assert_same_video(one.output, split.output)
+
+
+@pytest.mark.parametrize("options", [{"dedup": True}, {"deinterlace": True}, {"chunk_seconds": 0}])
+def test_what_cannot_be_chunked_is_refused(clip, tmp_path, options):
+    with pytest.raises(slomo.UsageError):
+        slomo.convert(clip, tmp_path / "out.mp4", model="blend", **{"chunk_seconds": 1, **options})
