@@ -108,3 +108,65 @@ def test_chunks_in_parallel_processes(tmp_path):
 def test_what_cannot_be_chunked_is_refused(clip, tmp_path, options):
     with pytest.raises(slomo.UsageError):
         slomo.convert(clip, tmp_path / "out.mp4", model="blend", **{"chunk_seconds": 1, **options})
+
+
+def test_resume_reuses_finished_chunks_of_the_same_request_only(tmp_path, monkeypatch):
+    clip = two_shots(tmp_path / "clip.mp4", 28)
+    one = slomo.convert(clip, tmp_path / "one.mp4", model="blend")
+    target = tmp_path / "split.mp4"
+
+    def crash(*args):
+        raise RuntimeError("crashed before the join")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(chunks, "_join", crash)
+        with pytest.raises(RuntimeError):
+            slomo.convert(clip, target, model="blend", chunk_seconds=0.5)
+    assert not target.exists()
+    resumed = slomo.convert(clip, target, model="blend", chunk_seconds=0.5, resume=True, overwrite=True)
+    assert [c["reused"] for c in resumed.chunks] == [True] * 5
+    assert_same_video(one.output, resumed.output)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(chunks, "_join", crash)
+        with pytest.raises(RuntimeError):
+            slomo.convert(clip, target, model="blend", chunk_seconds=0.5, overwrite=True)
+    changed = slomo.convert(clip, target, model="blend", chunk_seconds=0.5, resume=True, overwrite=True,
+                            scene_threshold=0.5)  # another request: its chunks are not these
+    assert not any(c["reused"] for c in changed.chunks)
+
+
+def test_work_key_follows_the_input_and_the_request(tmp_path):
+    clip = two_shots(tmp_path / "clip.mp4", 28)
+    request = {"model": "flow", "factor": 2}
+    key = chunks._work_key(str(clip), request, 1.0)
+    assert key == chunks._work_key(str(clip), dict(request), 1.0)
+    assert key != chunks._work_key(str(clip), {**request, "factor": 3}, 1.0)
+    assert key != chunks._work_key(str(clip), request, 2.0)
+    os.utime(clip, ns=(0, 0))
+    assert key != chunks._work_key(str(clip), request, 1.0)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_finishes_identically(tmp_path):
+    frames = moving_frames(70, size=(320, 192), motion=(2, 1))
+    clip = write_clip(tmp_path / "clip.mp4", frames, fps=25, options=ENCODE)
+    target = tmp_path / "out.mp4"
+    command = [sys.executable, "-m", "slomo.cli", str(clip), "-m", "flow", "-f", "3", "-o", str(target),
+               "--chunk-seconds", "0.2", "--resume", "--json"]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    work = tmp_path / ".out.mp4.slomo-work"
+    while run.poll() is None and len(list(work.glob("*/chunk-*.json"))) < 2:
+        time.sleep(0.01)
+    run.send_signal(signal.SIGKILL)
+    assert run.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    finished = len(list(work.glob("*/chunk-*.json")))
+    assert not target.exists() and 2 <= finished < 10
+
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)["converted"][0]
+    assert sum(c["reused"] for c in record["chunks"]) == finished and len(record["chunks"]) == 10
+    one = slomo.convert(clip, tmp_path / "one.mp4", model="flow", factor=3)
+    assert_same_video(one.output, str(target))
+    assert not work.exists()

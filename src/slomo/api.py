@@ -208,19 +208,23 @@ def convert(
         if fixed and _fixed_factor_mismatch(spec, rate, info):
             raise UsageError(f"model {spec.name} only makes {', '.join(map(str, spec.factors))}x; "
                              "use --model rife for other rates")
-        if piece is None and (chunk_seconds is not None or ray is not None):
+        if piece is None and chunk_seconds is not None:
             return chunks.convert(src, dst_path, request, spec, chunk_seconds, jobs, resume, ray, on_progress)
+        if ray is not None:  # one whole file on the cluster
+            from . import cluster
+
+            _, outcome = next(cluster.convert_many([src], str(dst_path), request, ray))
+            return cluster.returned(outcome)
         options = model_options(spec, device, weights, scale=scale, precision=precision,
                                 factor=factor or 2)
         timing = _timing(info, factor, rate, slowmo, dedup,
                          parse_rate(max_fps) if max_fps is not None else None)
         stages = _stages(spec, options, timing[0], factor if rate is None else None)
         scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
+        encode = io.EncodeOptions(codec, crf, preset, pix_fmt, audio)
         if piece is not None:
-            return chunks.run_piece(reader, stages, timing, scenes, io.EncodeOptions(codec, crf, preset, pix_fmt),
-                                    dst_path, piece)
-        return _run(reader, stages, dst_path, timing, scenes, dedup, deinterlace,
-                    io.EncodeOptions(codec, crf, preset, pix_fmt, audio), on_progress)
+            return chunks.run_piece(reader, stages, timing, scenes, encode, dst_path, piece)
+        return _run(reader, stages, dst_path, timing, scenes, dedup, deinterlace, encode, on_progress)
     finally:
         reader.close()
 

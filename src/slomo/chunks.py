@@ -20,6 +20,7 @@ temporary name and renamed, so a run killed at any point never leaves a half chu
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -34,8 +35,9 @@ from typing import Callable, Iterator
 from . import __version__, api, interpolator, io, pipeline
 from .errors import UsageError
 
-#: Runs ``task`` for every item and yields ``(item, result)`` as each finishes, in any order.
-Executor = Callable[[Callable, list], Iterator[tuple[object, object]]]
+#: Runs ``task(*item)`` for every item and yields ``(item, result or the exception it raised,
+#: node IP or None)`` as each finishes, in any order; closing it cancels what has not started.
+Executor = Callable[[Callable, list], Iterator[tuple[tuple, object, str | None]]]
 
 
 @dataclass(frozen=True)
@@ -181,16 +183,16 @@ def local_executor(jobs: int = 1) -> Executor:
     """Tasks one after another in this process, or ``jobs`` processes at once.
 
     Processes are spawned, not forked: a fork of a process running torch or decoder threads
-    can deadlock.  The first error cancels the tasks not yet started and is raised.
+    can deadlock.
     """
-    def run(task: Callable, items: list) -> Iterator[tuple[object, object, str | None]]:
+    def run(task: Callable, items: list) -> Iterator[tuple[tuple, object, str | None]]:
         if jobs <= 1:
             for item in items:
-                yield item, task(*item), None
+                yield item, _outcome(task, *item), None
             return
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = {pool.submit(task, *item): item for item in items}
+            futures = {pool.submit(_outcome, task, *item): item for item in items}
             try:
                 for future in concurrent.futures.as_completed(futures):
                     yield futures[future], future.result(), None
@@ -199,6 +201,14 @@ def local_executor(jobs: int = 1) -> Executor:
                     future.cancel()
 
     return run
+
+
+def _outcome(task: Callable, *args):
+    """``task(*args)``, or the exception it raised."""
+    try:
+        return task(*args)
+    except Exception as exc:  # handed to the caller, which decides what fails
+        return exc
 
 
 def convert(src: str, dst: Path, request: dict, spec: interpolator.ModelSpec, seconds: float,
@@ -213,21 +223,24 @@ def convert(src: str, dst: Path, request: dict, spec: interpolator.ModelSpec, se
         total = len(times) or reader.info.frames
     finally:
         reader.close()
-    work = _work_folder(src, dst, request, seconds, resume)
+    work = _work_folder(src, dst.absolute(), request, seconds, resume)  # absolute: workers start elsewhere
     pieces = plan(times, keyframes, seconds, context_frames(spec), work)
     records = {p.index: {**json.loads(p.sidecar.read_text()), "reused": True}
                for p in pieces if resume and _finished(p)}
     if ray is not None:
         from . import cluster
 
-        execute = cluster.executor(ray, cluster.gpus_per_task(spec, request["device"]))
+        execute = cluster.executor(ray, lambda: cluster.gpus_per_task(spec, request["device"]))
     else:
         execute = local_executor(jobs)
-    todo = [(src, str(dst), request, p) for p in pieces if p.index not in records]
-    for item, record, node in execute(convert_piece, todo):
-        records[item[3].index] = {**record, "node": node, "reused": False}
-        if on_progress:
-            on_progress(sum(r["result"]["frames_in"] for r in records.values()), total)
+    todo = [(os.path.abspath(src), str(dst.absolute()), request, p) for p in pieces if p.index not in records]
+    with contextlib.closing(execute(convert_piece, todo)) as outcomes:  # an error cancels the rest
+        for item, record, node in outcomes:
+            if isinstance(record, Exception):
+                raise record
+            records[item[3].index] = {**record, "node": node, "reused": False}
+            if on_progress:
+                on_progress(sum(r["result"]["frames_in"] for r in records.values()), total)
     output = _join(src, dst, request, pieces, records)
     shutil.rmtree(work.parent, ignore_errors=True)
     results = [records[p.index]["result"] for p in pieces]

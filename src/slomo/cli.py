@@ -109,6 +109,13 @@ def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, 
 @click.option("--deinterlace", is_flag=True, help="Deinterlace (yadif) before interpolating.")
 @click.option("--input-fps", default="30", show_default=True, help="Rate of image-sequence input.")
 @click.option("-r", "--recursive", is_flag=True, help="Recurse into folders.")
+@click.option("--chunk-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Split inputs at keyframes into chunks of about S seconds, joined seamlessly.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Chunks converted at once on this machine (processes).")
+@click.option("--resume", is_flag=True, help="Reuse the finished chunks of an interrupted run.")
+@click.option("--ray", default=None, metavar="ADDRESS",
+              help="Run on a Ray cluster: host:port, ray://host:10001, auto (RAY_ADDRESS) or local.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output (never the input).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "json_out", is_flag=True, help="A JSON summary on stdout.")
@@ -133,14 +140,18 @@ def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_sce
         if Path(output).suffix and not Path(output).is_dir():
             _fail(f"{output}: several inputs need an output folder, not a file", 2)
         output = os.path.join(output, "")  # a folder, created when needed
+    if settings["resume"] and settings["chunk_seconds"] is None:
+        _fail("--resume works on chunks: give --chunk-seconds too", 2)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    request = dict(factor=factor, fps=fps, model=model, audio=not no_audio,
+                   scene_detect=not no_scene_detect, **settings)
 
     progress = _progress_reporter(quiet, json_out)
     results, failures = [], []
     if progress:
         progress.start()
     try:
-        for src, problem in jobs:
+        for src, problem, attempt in _attempts(jobs, output, request):
             if problem:
                 failures.append({"input": src, "error": problem})
                 click.echo(f"slomo: error: {src}: {problem}", err=True)
@@ -154,9 +165,7 @@ def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_sce
                                     rate=done / elapsed if elapsed else 0.0)
 
             try:
-                result = api.convert(src, output, factor=factor, fps=fps, model=model,
-                                     audio=not no_audio, scene_detect=not no_scene_detect,
-                                     on_progress=on_progress, **settings)
+                result = attempt(on_progress)
             except api.UsageError as exc:
                 if debug:
                     traceback.print_exc()
@@ -188,6 +197,25 @@ def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_sce
     elif len(jobs) > 1 and not quiet:
         _batch_table(results, failures)
     sys.exit(1 if failures else 0)
+
+
+def _attempts(jobs, output, request):
+    """``(input, problem, convert)`` for each input, where ``convert(on_progress)`` returns the
+    result or raises.  On Ray without chunks every file is submitted at once and they come back
+    as they finish; otherwise each converts when called (its chunks, if any, on the cluster)."""
+    from . import api
+
+    if request["ray"] is None or request["chunk_seconds"] is not None:
+        for src, problem in jobs:
+            yield src, problem, lambda on_progress, src=src: api.convert(src, output, on_progress=on_progress,
+                                                                         **request)
+        return
+    from . import cluster
+
+    yield from ((src, problem, None) for src, problem in jobs if problem)
+    for src, outcome in cluster.convert_many([s for s, problem in jobs if not problem], output, request,
+                                             request["ray"]):
+        yield src, None, lambda on_progress, outcome=outcome: cluster.returned(outcome)
 
 
 def _batch_table(results, failures) -> None:
