@@ -15,7 +15,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,ray]"
 	touch $@
 
 $(SAMPLE): | setup
@@ -25,6 +25,8 @@ demo: setup $(SAMPLE)
 	$(VENV)/bin/slomo $(SAMPLE) --factor 2 -o demo-out/bigbuckbunny.2x.mp4 -y
 	@echo "demo output: $(CURDIR)/demo-out/bigbuckbunny.2x.mp4"
 
+# Includes the Ray tests (marked slow and ray: a two-node cluster on this machine, about 2 minutes
+# on 2 shared cores; Ray installs in about 25 s). Skip them with: $(PY) -m pytest -q -m "not ray"
 test: setup
 	$(PY) -m pytest -q
 
