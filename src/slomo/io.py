@@ -554,8 +554,10 @@ class ImageSequenceWriter:
 class LosslessWriter:
     """A chunk's output frames, exactly as they will reach the final encoder: FFV1 in Matroska.
 
-    FFV1 keeps every pixel format the encoders take, bit for bit; the frames' times travel
-    separately (Matroska rounds timestamps to milliseconds).  The file appears only when closed.
+    FFV1 stores the planar YUV and RGB formats slomo hands its encoders (8 to 16 bits), bit for
+    bit; the frames' times travel separately (Matroska rounds timestamps to milliseconds, so the
+    stream's nominal rate and counter timestamps here carry nothing).  The file appears only when
+    closed.
     """
 
     def __init__(self, dst: str | os.PathLike, info: VideoInfo, pix_fmt: str):
