@@ -56,8 +56,8 @@ def measure(workers: int, clips: list[Path], long_clip: Path, model: str, second
         list(cluster.convert_many(warm, str(out / "warm") + os.sep, request, address))
 
         started = time.perf_counter()
-        results = [cluster.returned(o) for _, o in
-                   cluster.convert_many([str(c) for c in clips], str(out / "files") + os.sep, request, address)]
+        outcomes = cluster.convert_many([str(c) for c in clips], str(out / "files") + os.sep, request, address)
+        results = [cluster.returned(outcome) for _, outcome in outcomes]
         files_seconds = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -67,7 +67,8 @@ def measure(workers: int, clips: list[Path], long_clip: Path, model: str, second
         ray.shutdown()
         simulated.shutdown()
     video = sum(r.frames_in / r.input_fps for r in results)
-    return {"workers": workers, "files_s": files_seconds, "files_per_hour": 3600 * len(results) / files_seconds,
+    return {"workers": workers, "files_s": files_seconds,
+            "files_per_hour": 3600 * len(results) / files_seconds,
             "video_s_per_hour": 3600 * video / files_seconds, "nodes": len({r.node for r in results}),
             "results": results, "chunks_s": chunk_seconds, "chunks": len(split.chunks),
             "chunk_video_s_per_hour": 3600 * split.frames_in / split.input_fps / chunk_seconds,
@@ -103,7 +104,8 @@ def main() -> None:
               "chunks | video s/hour |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for workers in map(int, args.workers.split(",")):
-            record = measure(workers, clips, long_clip, args.model, args.chunk_seconds, Path(tmp) / str(workers))
+            out = Path(tmp) / str(workers)
+            record = measure(workers, clips, long_clip, args.model, args.chunk_seconds, out)
             check(record, clips, long_clip, args.model, Path(tmp))
             print(f"| {workers} | {record['files_s']:.1f} | {record['files_per_hour']:.0f} | "
                   f"{record['video_s_per_hour']:.0f} | {record['nodes']} | {record['chunks_s']:.1f} | "

@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 import slomo
@@ -74,6 +75,44 @@ def test_chunked_equals_one_piece_across_scene_cuts(tmp_path, model, cut):
     assert (split.frames_in, split.frames_out) == (one.frames_in, one.frames_out) == (60, 180)
     assert_same_video(one.output, split.output)
     assert not (tmp_path / ".split.mp4.slomo-work").exists()  # the work folder is removed
+
+
+class WindowModel(interpolator.Interpolator):
+    """A stand-in for FLAVR and BIN: every output depends on the whole window, and (stateful, like
+    BIN's cached step) on the previous call's window; keyframes are rewritten too."""
+
+    def __init__(self):
+        self.previous = None
+
+    def interpolate(self, window, times):
+        weights = np.arange(1, len(window) + 1, dtype=np.float32)
+        summary = np.tensordot(weights / weights.sum(), np.stack(window), axes=1)
+        memory = self.previous if self.previous is not None else summary
+        self.previous = summary
+        middle = len(window) // 2
+        return [0.4 * summary + 0.2 * memory + 0.4 * ((1 - t) * window[middle - 1] + t * window[middle])
+                for t in times]
+
+    def reset(self):
+        self.previous = None
+
+
+@pytest.fixture(params=[4, 6], ids=["window4", "window6"])
+def window_model(request):
+    name = f"test-window{request.param}"
+    interpolator.register(interpolator.ModelSpec(
+        name=name, summary="test stand-in", factory=lambda options: WindowModel(), window=request.param,
+        stateful=True, restores_keyframes=True))
+    yield name
+    del interpolator._REGISTRY[name]
+
+
+def test_chunked_windowed_stateful_model_equals_one_piece(tmp_path, window_model):
+    clip = two_shots(tmp_path / "clip.mp4", 28)
+    one = slomo.convert(clip, tmp_path / "one.mp4", model=window_model, factor=2)
+    split = slomo.convert(clip, tmp_path / "split.mp4", model=window_model, factor=2, chunk_seconds=0.25)
+    assert len(split.chunks) == 9
+    assert_same_video(one.output, split.output)
 
 
 @pytest.mark.parametrize("options", [{"fps": "60"}, {"slowmo": True, "factor": 2}],

@@ -173,7 +173,8 @@ def running_tasks(nodes: Nodes) -> list[int]:
 
 
 def test_a_killed_worker_s_task_is_retried(nodes, tmp_path):
-    clip = write_clip(tmp_path / "clip.mp4", moving_frames(40, size=(320, 192), motion=(2, 1)), options=ENCODE)
+    frames = moving_frames(40, size=(320, 192), motion=(2, 1))
+    clip = write_clip(tmp_path / "clip.mp4", frames, options=ENCODE)
     request = {"model": "flow", "device": "cpu"}
     outcomes = cluster.convert_many([str(clip)], str(tmp_path / "out.mp4"), request, nodes.address)
     results: list = []
