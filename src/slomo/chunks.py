@@ -70,15 +70,20 @@ class Piece:
 
 
 def context_frames(spec: interpolator.ModelSpec) -> int:
-    """Frames decoded beyond each end of a chunk.
+    """Frames decoded beyond each end of a chunk, so its own frames see what a one-piece run sees.
 
-    A window reaches ``window/2`` frames each way; a cut between the first owned frame and its
-    predecessor needs that predecessor; slots deferred across a cut at the end need the next
-    frame, restored (deblurring models) on its own window; a recurrent model warms up over one
-    window; a deblurring model's RIFE pass needs the same again on the doubled frames.  Twice
-    the window plus two covers all of these; the extra frames cost a little compute only.
+    A window reaches ``window/2`` frames each way, which also covers the frame before the first
+    owned one (a cut there) and the frame after the last (the pair across the end, and the slots
+    deferred across a cut there): 1 for pair models, 2 for FLAVR.  A recurrent model (BIN) warms
+    up over one more window; a model that rewrites keyframes needs the next keyframe's own window
+    after the end, and one frame more for the RIFE pass that follows it: 13 for BIN.
     """
-    return 2 * spec.window + 2
+    frames = spec.window // 2
+    if spec.stateful:
+        frames += spec.window
+    if spec.restores_keyframes:
+        frames += spec.window // 2 + 1
+    return frames
 
 
 def plan(times: list[Fraction], keyframes: list[Fraction], seconds: float, context: int,
