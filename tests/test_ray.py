@@ -103,12 +103,12 @@ def nodes():
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_AUTH_MODE", "disabled")
         ray_command = str(Path(sys.executable).with_name("ray"))
-        temp = tempfile.mkdtemp(prefix="slomo-ray-")  # short: Ray's socket paths must fit 107 bytes
         try:
             port = free_port(HEAD)
             free_port(WORKER)
         except OSError:
             pytest.skip("127.0.0.2 and 127.0.0.3 are not usable here (Linux routes all of 127/8)")
+        temp = tempfile.mkdtemp(prefix="slomo-ray-")  # short: Ray's socket paths must fit 107 bytes
         common = ["--num-cpus=1", "--object-store-memory=100000000", "--disable-usage-stats", "--block"]
         nodes = []
         try:
