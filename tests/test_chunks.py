@@ -155,21 +155,21 @@ def test_resume_reuses_finished_chunks_of_the_same_request_only(tmp_path, monkey
     target = tmp_path / "split.mp4"
 
     def crash(*args):
-        raise RuntimeError("crashed before the join")
+        raise RuntimeError("crashed before the end")
 
     with monkeypatch.context() as patch:
-        patch.setattr(chunks, "_join", crash)
+        patch.setattr(chunks._Join, "close", crash)
         with pytest.raises(RuntimeError):
-            slomo.convert(clip, target, model="blend", chunk_seconds=0.5)
+            slomo.convert(clip, target, model="blend", chunk_seconds=0.5, resume=True)
     assert not target.exists()
     resumed = slomo.convert(clip, target, model="blend", chunk_seconds=0.5, resume=True, overwrite=True)
     assert [c["reused"] for c in resumed.chunks] == [True] * 5
     assert_same_video(one.output, resumed.output)
 
     with monkeypatch.context() as patch:
-        patch.setattr(chunks, "_join", crash)
+        patch.setattr(chunks._Join, "close", crash)
         with pytest.raises(RuntimeError):
-            slomo.convert(clip, target, model="blend", chunk_seconds=0.5, overwrite=True)
+            slomo.convert(clip, target, model="blend", chunk_seconds=0.5, overwrite=True, resume=True)
     changed = slomo.convert(clip, target, model="blend", chunk_seconds=0.5, resume=True, overwrite=True,
                             scene_threshold=0.5)  # another request: its chunks are not these
     assert not any(c["reused"] for c in changed.chunks)

@@ -239,14 +239,21 @@ def convert(src: str, dst: Path, request: dict, spec: interpolator.ModelSpec, se
     else:
         execute = local_executor(jobs)
     todo = [(os.path.abspath(src), str(dst.absolute()), request, p) for p in pieces if p.index not in records]
-    with contextlib.closing(execute(convert_piece, todo)) as outcomes:  # an error cancels the rest
-        for item, record, node in outcomes:
-            if isinstance(record, Exception):
-                raise record
-            records[item[3].index] = {**record, "node": node, "reused": False}
-            if on_progress:
-                on_progress(sum(r["result"]["frames_in"] for r in records.values()), total)
-    output = _join(src, dst, request, pieces, records)
+    join = _Join(src, dst, request, keep=resume)
+    try:
+        join.feed(pieces, records)
+        with contextlib.closing(execute(convert_piece, todo)) as outcomes:  # an error cancels the rest
+            for item, record, node in outcomes:
+                if isinstance(record, Exception):
+                    raise record
+                records[item[3].index] = {**record, "node": node, "reused": False}
+                join.feed(pieces, records)
+                if on_progress:
+                    on_progress(sum(r["result"]["frames_in"] for r in records.values()), total)
+        output = join.close()
+    except BaseException:
+        join.abort()
+        raise
     shutil.rmtree(work.parent, ignore_errors=True)
     results = [records[p.index]["result"] for p in pieces]
     return api.ConvertResult(
@@ -304,26 +311,49 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def _join(src: str, dst: Path, request: dict, pieces: list[Piece], records: dict) -> Path:
-    """Encode the chunks' frames once, in order, with the source's audio and subtitles."""
-    reader = io.VideoReader(src)
-    try:
-        info = replace(reader.info, rotation=records[0]["rotation"])
+class _Join:
+    """The one encode of a chunked run, fed the chunks in order as soon as each is ready.
+
+    It overlaps the conversion of later chunks, and each intermediate is deleted once encoded
+    (unless ``keep``, for resuming), so the disk holds only the chunks finished out of order: a
+    lossless intermediate is far larger than the final file.
+    """
+
+    def __init__(self, src: str, dst: Path, request: dict, keep: bool):
+        self.src, self.dst, self.request, self.keep = src, dst, request, keep
+        self.writer: io.VideoWriter | None = None
+        self.next = 0  # index of the next chunk to encode
+
+    def feed(self, pieces: list[Piece], records: dict) -> None:
+        """Encode every chunk that is ready and next in order."""
+        while self.next < len(pieces) and self.next in records:
+            piece, record = pieces[self.next], records[self.next]
+            if self.writer is None:
+                self.writer = self._open(record["rotation"])
+            times = [Fraction(t) for t in record["times"]]
+            for t, frame in zip(times, io.read_lossless(piece.path), strict=True):
+                self.writer.write_converted(t, frame)
+            if not self.keep:
+                Path(piece.path).unlink()
+            self.next += 1
+
+    def _open(self, rotation: int) -> io.VideoWriter:
+        """The writer a one-piece run would create, with the source's audio and subtitles."""
+        reader = io.VideoReader(self.src)
+        reader.close()
+        request = self.request
+        info = replace(reader.info, rotation=rotation)
         rate = api.parse_rate(request["fps"]) if request["fps"] is not None else None
         max_fps = api.parse_rate(request["max_fps"]) if request["max_fps"] is not None else None
         _, out_rate, time_base, stretch = api._timing(info, request["factor"], rate, request["slowmo"],
                                                       request["dedup"], max_fps)
         encode = io.EncodeOptions(request["codec"], request["crf"], request["preset"], request["pix_fmt"],
                                   request["audio"])
-        writer = io.VideoWriter(dst, info, out_rate, time_base, encode, stretch)
-        try:
-            for piece in pieces:
-                times = [Fraction(t) for t in records[piece.index]["times"]]
-                for t, frame in zip(times, io.read_lossless(piece.path), strict=True):
-                    writer.write_converted(t, frame)
-            return writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-    finally:
-        reader.close()
+        return io.VideoWriter(self.dst, info, out_rate, time_base, encode, stretch)
+
+    def close(self) -> Path:
+        return self.writer.close()
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
