@@ -194,7 +194,8 @@ def test_a_killed_worker_s_task_is_retried(nodes, tmp_path):
 
 
 def test_resume_after_sigkill_on_the_cluster(nodes, tmp_path):
-    clip = write_clip(tmp_path / "clip.mp4", moving_frames(70, size=(320, 192), motion=(2, 1)), options=ENCODE)
+    frames = moving_frames(70, size=(320, 192), motion=(2, 1))
+    clip = write_clip(tmp_path / "clip.mp4", frames, options=ENCODE)
     target = tmp_path / "out.mp4"
     command = [sys.executable, "-m", "slomo.cli", str(clip), "-m", "flow", "-o", str(target),
                "--chunk-seconds", "0.2", "--resume", "--ray", nodes.address, "--json"]
