@@ -209,3 +209,10 @@ def test_resume_after_sigkill_finishes_identically(tmp_path):
     one = slomo.convert(clip, tmp_path / "one.mp4", model="flow", factor=3)
     assert_same_video(one.output, str(target))
     assert not work.exists()
+
+
+def test_a_failed_run_leaves_nothing_unless_resuming(tmp_path):
+    clip = two_shots(tmp_path / "clip.mp4", 28)
+    with pytest.raises(slomo.SlomoError):
+        slomo.convert(clip, tmp_path / "out.mp4", model="blend", chunk_seconds=0.5, ray="127.0.0.1:1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

@@ -253,6 +253,8 @@ def convert(src: str, dst: Path, request: dict, spec: interpolator.ModelSpec, se
         output = join.close()
     except BaseException:
         join.abort()
+        if not resume:  # nothing will reuse the chunks
+            shutil.rmtree(work.parent, ignore_errors=True)
         raise
     shutil.rmtree(work.parent, ignore_errors=True)
     results = [records[p.index]["result"] for p in pieces]

@@ -11,11 +11,12 @@ reported at once and does not stop the other tasks.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import replace
 from typing import Callable, Iterator
 
 from . import api, interpolator
-from .errors import ClusterError, UsageError
+from .errors import ClusterError, SlomoError, UsageError
 
 #: How often Ray re-runs a task whose worker process or node died.
 MAX_RETRIES = 3
@@ -30,6 +31,7 @@ def connect(address: str):
     except ImportError:
         raise UsageError("running on a Ray cluster needs Ray: pip install 'slomo[ray]'") from None
     if not ray.is_initialized():
+        _check_reachable(address)
         env = {name: os.environ[name] for name in ("SLOMO_HOME",) if name in os.environ}
         try:
             ray.init(address=address, runtime_env={"env_vars": env} if env else None,
@@ -38,6 +40,17 @@ def connect(address: str):
             raise ClusterError(f"cannot connect to the Ray cluster at {address!r} "
                                f"({str(exc).splitlines()[0]})") from None
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once on a ``host:port`` nothing listens on (Ray itself retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise ClusterError(f"cannot connect to the Ray cluster at {address!r} ({exc.strerror or exc})") from None
 
 
 def gpus_per_task(spec: interpolator.ModelSpec, device: str) -> float:
@@ -112,6 +125,11 @@ def convert_many(sources: list[str], dst: str | None, request: dict, address: st
         spec = interpolator.get_spec(request["model"])
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
+    try:
+        connect(address)
+    except SlomoError as exc:  # Ray missing or the cluster unreachable: every file fails with it
+        yield from ((src, exc) for src in sources)
+        return
     run = executor(address, lambda: gpus_per_task(spec, request["device"]))
     target = os.path.abspath(dst) + (os.sep if dst.endswith(os.sep) else "") if dst else None
     given = {os.path.abspath(src): src for src in sources}  # workers start elsewhere: absolute paths
