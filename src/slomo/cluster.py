@@ -50,7 +50,8 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
     except OSError as exc:
-        raise ClusterError(f"cannot connect to the Ray cluster at {address!r} ({exc.strerror or exc})") from None
+        reason = exc.strerror or exc
+        raise ClusterError(f"cannot connect to the Ray cluster at {address!r} ({reason})") from None
 
 
 def gpus_per_task(spec: interpolator.ModelSpec, device: str) -> float:
