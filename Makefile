@@ -25,8 +25,8 @@ demo: setup $(SAMPLE)
 	$(VENV)/bin/slomo $(SAMPLE) --factor 2 -o demo-out/bigbuckbunny.2x.mp4 -y
 	@echo "demo output: $(CURDIR)/demo-out/bigbuckbunny.2x.mp4"
 
-# Includes the Ray tests (marked slow and ray: a two-node cluster on this machine, about 2 minutes
-# on 2 shared cores; Ray installs in about 25 s). Skip them with: $(PY) -m pytest -q -m "not ray"
+# Includes the Ray tests (marked slow and ray: a two-node cluster on this machine, 85 to 120 s
+# on 2 shared cores). Skip them with: $(PY) -m pytest -q -m "not ray"
 test: setup
 	$(PY) -m pytest -q
 
