@@ -32,7 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import __version__, api, interpolator, io, pipeline
+from . import __version__, api, interpolator, io, outputs, pipeline
 from .errors import UsageError
 
 #: Runs ``task(*item)`` for every item and yields ``(item, result or the exception it raised,
@@ -76,13 +76,16 @@ def context_frames(spec: interpolator.ModelSpec) -> int:
     owned one (a cut there) and the frame after the last (the pair across the end, and the slots
     deferred across a cut there): 1 for pair models, 2 for FLAVR.  A recurrent model (BIN) warms
     up over one more window; a model that rewrites keyframes needs the next keyframe's own window
-    after the end, and one frame more for the RIFE pass that follows it: 13 for BIN.
+    after the end, and the reach of the model that follows it (``followed_by``, RIFE's 1 frame):
+    13 for BIN.
     """
     frames = spec.window // 2
     if spec.stateful:
         frames += spec.window
     if spec.restores_keyframes:
-        frames += spec.window // 2 + 1
+        frames += spec.window // 2
+        if spec.followed_by:
+            frames += context_frames(interpolator.get_spec(spec.followed_by))
     return frames
 
 
@@ -148,14 +151,16 @@ def run_piece(reader, stages: list[pipeline.Stage], timing, scenes, encode: io.E
 
     pix_fmt = io.output_pix_fmt(dst, reader.info, encode)
     writer: io.LosslessWriter | None = None
+    made = reader.info
 
     def sink(t: Fraction, frame) -> None:
-        nonlocal writer
+        nonlocal writer, made
         if not piece.owns(t):
             return
-        if writer is None:
-            writer = io.LosslessWriter(piece.path, reader.info, pix_fmt)
-        writer.write(io.encoder_frame(frame, pix_fmt, reader.info))
+        if writer is None:  # sized by the frames the last stage makes (an upscaler changes the size)
+            made = replace(reader.info, height=frame.shape[0], width=frame.shape[1])
+            writer = io.LosslessWriter(piece.path, made, pix_fmt)
+        writer.write(io.encoder_frame(frame, pix_fmt, made))
         times.append(t)
 
     try:
@@ -173,7 +178,7 @@ def run_piece(reader, stages: list[pipeline.Stage], timing, scenes, encode: io.E
         input_fps=float(reader.info.rate), output_fps=float(out_rate / stretch),
         cuts=[c for c in stats.cuts if piece.owns(c)])
     record = {"result": result.to_dict(), "rotation": reader.info.rotation,
-              "times": [str(t) for t in times]}
+              "size": [made.width, made.height], "times": [str(t) for t in times]}
     _write_atomically(piece.sidecar, json.dumps(record))
     return result
 
@@ -216,11 +221,13 @@ def _outcome(task: Callable, *args):
         return exc
 
 
-def convert(src: str, dst: Path, request: dict, spec: interpolator.ModelSpec, seconds: float,
+def convert(src: str, target: outputs.Target, request: dict, spec: interpolator.ModelSpec, seconds: float,
             jobs: int = 1, resume: bool = False, ray: str | None = None,
             on_progress: Callable[[int, int], None] | None = None) -> api.ConvertResult:
-    """Convert ``src`` into ``dst`` in chunks of about ``seconds`` (the driver's side)."""
-    _check(src, dst, request, seconds, jobs)
+    """Convert ``src`` into ``target`` in chunks of about ``seconds`` (the driver's side); the
+    join lands the output through ``target`` as a one-piece run does."""
+    dst = target.path
+    _check(src, dst, request)
     started = time.perf_counter()
     reader = io.VideoReader(src)
     try:
@@ -239,7 +246,7 @@ def convert(src: str, dst: Path, request: dict, spec: interpolator.ModelSpec, se
     else:
         execute = local_executor(jobs)
     todo = [(os.path.abspath(src), str(dst.absolute()), request, p) for p in pieces if p.index not in records]
-    join = _Join(src, dst, request, keep=resume)
+    join = _Join(src, target, request, keep=resume)
     try:
         join.feed(pieces, records)
         with contextlib.closing(execute(convert_piece, todo)) as outcomes:  # an error cancels the rest
@@ -269,16 +276,23 @@ def convert(src: str, dst: Path, request: dict, spec: interpolator.ModelSpec, se
                  "reused": records[p.index]["reused"]} for p, r in zip(pieces, results)])
 
 
-def _check(src: str, dst: Path, request: dict, seconds: float, jobs: int) -> None:
-    if not seconds > 0:
+def check_request(seconds: float | None, jobs: int, resume: bool, dedup: bool) -> None:
+    """The chunk options of a request (:func:`slomo.api.request`), before any input is opened."""
+    if seconds is not None and not seconds > 0:
         raise UsageError(f"chunk length must be positive seconds (got {seconds})")
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1 (got {jobs})")
+    if resume and seconds is None:
+        raise UsageError("resuming works on chunks: give a chunk length too")
+    if seconds is not None and dedup:
+        raise UsageError("de-duplication depends on the whole stream so far and cannot be chunked")
+
+
+def _check(src: str, dst: Path, request: dict) -> None:
     if io.is_pattern(src) or io.is_pattern(str(dst)):
         raise UsageError(f"{src}: chunks need a video file as input and as output, not image sequences")
-    if request["dedup"] or request["deinterlace"]:
-        raise UsageError(f"{src}: de-duplication and deinterlacing depend on the whole stream "
-                         "so far and cannot be chunked")
+    if request["deinterlace"]:
+        raise UsageError(f"{src}: deinterlacing depends on the whole stream so far and cannot be chunked")
 
 
 def _work_key(src: str, request: dict, seconds: float) -> str:
@@ -321,8 +335,8 @@ class _Join:
     lossless intermediate is far larger than the final file.
     """
 
-    def __init__(self, src: str, dst: Path, request: dict, keep: bool):
-        self.src, self.dst, self.request, self.keep = src, dst, request, keep
+    def __init__(self, src: str, target: outputs.Target, request: dict, keep: bool):
+        self.src, self.target, self.request, self.keep = src, target, request, keep
         self.writer: io.VideoWriter | None = None
         self.next = 0  # index of the next chunk to encode
 
@@ -331,7 +345,7 @@ class _Join:
         while self.next < len(pieces) and self.next in records:
             piece, record = pieces[self.next], records[self.next]
             if self.writer is None:
-                self.writer = self._open(record["rotation"])
+                self.writer = self._open(record["rotation"], record["size"])
             times = [Fraction(t) for t in record["times"]]
             for t, frame in zip(times, io.read_lossless(piece.path), strict=True):
                 self.writer.write_converted(t, frame)
@@ -339,19 +353,20 @@ class _Join:
                 Path(piece.path).unlink()
             self.next += 1
 
-    def _open(self, rotation: int) -> io.VideoWriter:
+    def _open(self, rotation: int, size: list[int]) -> io.VideoWriter:
         """The writer a one-piece run would create, with the source's audio and subtitles."""
         reader = io.VideoReader(self.src)
         reader.close()
         request = self.request
-        info = replace(reader.info, rotation=rotation)
+        info = replace(reader.info, rotation=rotation, width=size[0], height=size[1])
         rate = api.parse_rate(request["fps"]) if request["fps"] is not None else None
         max_fps = api.parse_rate(request["max_fps"]) if request["max_fps"] is not None else None
-        _, out_rate, time_base, stretch = api._timing(info, request["factor"], rate, request["slowmo"],
+        factor = 2 if request["factor"] is None and rate is None else request["factor"]
+        _, out_rate, time_base, stretch = api._timing(info, factor, rate, request["slowmo"],
                                                       request["dedup"], max_fps)
         encode = io.EncodeOptions(request["codec"], request["crf"], request["preset"], request["pix_fmt"],
-                                  request["audio"])
-        return io.VideoWriter(self.dst, info, out_rate, time_base, encode, stretch)
+                                  request["audio"], request["encoder_opts"])
+        return io.VideoWriter(self.target, info, out_rate, time_base, encode, stretch)
 
     def close(self) -> Path:
         return self.writer.close()

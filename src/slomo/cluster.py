@@ -15,8 +15,8 @@ import socket
 from dataclasses import replace
 from typing import Callable, Iterator
 
-from . import api, interpolator
-from .errors import ClusterError, SlomoError, UsageError
+from . import api, interpolator, outputs
+from .errors import ClusterError, MediaError, SlomoError, UsageError
 
 #: How often Ray re-runs a task whose worker process or node died.
 MAX_RETRIES = 3
@@ -118,23 +118,51 @@ def returned(outcome: api.ConvertResult | Exception) -> api.ConvertResult:
     return outcome
 
 
-def convert_many(sources: list[str], dst: str | None, request: dict, address: str
+def convert_many(pairs: list[tuple[str, str | None]], request: dict, address: str
                  ) -> Iterator[tuple[str, api.ConvertResult | Exception]]:
-    """Convert every source on the cluster, one task each; yield ``(source, result or the
-    error that failed it)`` as each finishes, so one bad file does not stop the others."""
+    """Convert every ``(source, output)`` on the cluster, one task each; yield ``(source, result
+    or the error that failed it)`` as each finishes, so one bad file does not stop the others."""
     try:
-        spec = interpolator.get_spec(request["model"])
+        spec = interpolator.get_spec(request.get("model", interpolator.DEFAULT_MODEL))
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     try:
         connect(address)
     except SlomoError as exc:  # Ray missing or the cluster unreachable: every file fails with it
-        yield from ((src, exc) for src in sources)
+        yield from ((src, exc) for src, _ in pairs)
         return
-    run = executor(address, lambda: gpus_per_task(spec, request["device"]))
-    target = os.path.abspath(dst) + (os.sep if dst.endswith(os.sep) else "") if dst else None
-    given = {os.path.abspath(src): src for src in sources}  # workers start elsewhere: absolute paths
-    for item, outcome, node in run(convert_file, [(src, target, request) for src in given]):
+    run = executor(address, lambda: gpus_per_task(spec, request.get("device", "auto")))
+    given = {os.path.abspath(src): src for src, _ in pairs}  # workers start elsewhere: absolute paths
+    tasks = [(os.path.abspath(src), os.path.abspath(dst) if dst else None, request) for src, dst in pairs]
+    for item, outcome, node in run(convert_file, tasks):
         if isinstance(outcome, api.ConvertResult):
             outcome = replace(outcome, input=given[item[0]], node=node)
         yield given[item[0]], outcome
+
+
+def batch_outcomes(jobs: list[outputs.Job], written: outputs.Batch, options: dict
+                   ) -> Iterator[tuple[str, api.ConvertResult | Exception]]:
+    """:func:`slomo.api.convert_many`'s ``(input, result or error)`` pairs with every file a task on
+    the cluster at ``options["ray"]``: each output is planned here first, so the batch's rules
+    (never an input, never an earlier output, no overwrite unless asked) hold as they do locally."""
+    request = {k: v for k, v in options.items() if k not in ("ray", "chunk_seconds", "jobs", "resume")}
+    fps = options.get("fps")
+    rate = api.parse_rate(fps) if fps is not None else None
+    factor = options.get("factor") or (2 if rate is None else None)
+    pairs = []
+    for job in jobs:
+        try:
+            if job.problem:
+                raise MediaError(job.problem)
+            target = outputs.plan(job.src, job.output, factor=factor, fps=rate,
+                                  slowmo=options.get("slowmo", False),
+                                  overwrite=options.get("overwrite", False), batch=written)
+        except SlomoError as exc:
+            yield job.src, exc
+            continue
+        pairs.append((job.src, str(target.path)))
+    for src, outcome in convert_many(pairs, request, options["ray"]):
+        if isinstance(outcome, api.ConvertResult):
+            written.wrote(outcome.output, src)
+        yield src, outcome
+
