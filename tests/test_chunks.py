@@ -14,9 +14,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import moving_frames, read_video, write_clip
 
 import slomo
-from conftest import moving_frames, read_video, write_clip
 from slomo import chunks, interpolator, weights
 
 ENCODE = {"crf": "0", "preset": "ultrafast", "g": "7", "bf": "2"}  # a keyframe every 7 frames

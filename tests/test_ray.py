@@ -24,10 +24,11 @@ import pytest
 
 pytest.importorskip("ray")
 
-import slomo  # noqa: E402
 from conftest import moving_frames, write_clip  # noqa: E402
-from slomo import cluster  # noqa: E402
 from test_chunks import ENCODE, assert_same_video, packets, two_shots  # noqa: E402
+
+import slomo  # noqa: E402
+from slomo import cluster  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 HEAD, WORKER = "127.0.0.2", "127.0.0.3"
@@ -180,7 +181,7 @@ def test_a_killed_worker_s_task_is_retried(nodes, tmp_path):
     frames = moving_frames(40, size=(320, 192), motion=(2, 1))
     clip = write_clip(tmp_path / "clip.mp4", frames, options=ENCODE)
     request = {"model": "flow", "device": "cpu"}
-    outcomes = cluster.convert_many([str(clip)], str(tmp_path / "out.mp4"), request, nodes.address)
+    outcomes = cluster.convert_many([(str(clip), str(tmp_path / "out.mp4"))], request, nodes.address)
     results: list = []
     consumer = threading.Thread(target=lambda: results.extend(outcomes))  # submits, then waits
     consumer.start()

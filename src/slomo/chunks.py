@@ -27,10 +27,10 @@ import multiprocessing
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
 
 from . import __version__, api, interpolator, io, outputs, pipeline
 from .errors import UsageError
@@ -273,7 +273,7 @@ def convert(src: str, target: outputs.Target, request: dict, spec: interpolator.
         chunks=[{"index": p.index, "start": float(p.start or 0),
                  "end": float(p.end) if p.end is not None else None, "frames_in": r["frames_in"],
                  "seconds": r["seconds"], "node": records[p.index].get("node"),
-                 "reused": records[p.index]["reused"]} for p, r in zip(pieces, results)])
+                 "reused": records[p.index]["reused"]} for p, r in zip(pieces, results, strict=True)])
 
 
 def check_request(seconds: float | None, jobs: int, resume: bool, dedup: bool) -> None:
@@ -369,6 +369,7 @@ class _Join:
         return io.VideoWriter(self.target, info, out_rate, time_base, encode, stretch)
 
     def close(self) -> Path:
+        assert self.writer is not None, "closed before any chunk was fed"  # every chunk holds frames
         return self.writer.close()
 
     def abort(self) -> None:

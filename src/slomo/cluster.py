@@ -10,10 +10,11 @@ reported at once and does not stop the other tasks.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Callable, Iterator
 
 from . import api, interpolator, outputs
 from .errors import ClusterError, MediaError, SlomoError, UsageError
@@ -35,7 +36,7 @@ def connect(address: str):
         env = {name: os.environ[name] for name in ("SLOMO_HOME",) if name in os.environ}
         try:
             ray.init(address=address, runtime_env={"env_vars": env} if env else None,
-                     log_to_driver=False, logging_level="WARNING", configure_logging=True)
+                     log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ClusterError(f"cannot connect to the Ray cluster at {address!r} "
                                f"({str(exc).splitlines()[0]})") from None
@@ -149,7 +150,7 @@ def batch_outcomes(jobs: list[outputs.Job], written: outputs.Batch, options: dic
     fps = options.get("fps")
     rate = api.parse_rate(fps) if fps is not None else None
     factor = options.get("factor") or (2 if rate is None else None)
-    pairs = []
+    pairs: list[tuple[str, str | None]] = []
     for job in jobs:
         try:
             if job.problem:
