@@ -149,6 +149,26 @@ def test_what_cannot_be_chunked_is_refused(clip, tmp_path, options):
         slomo.convert(clip, tmp_path / "out.mp4", model="blend", **{"chunk_seconds": 1, **options})
 
 
+@pytest.mark.parametrize("options", [{"jobs": 0}, {"resume": True}, {"chunk_seconds": -1.0}])
+def test_chunk_options_are_checked_with_the_request(options):
+    """Refused by :func:`slomo.api.request`, before any input is read (this one does not exist)."""
+    with pytest.raises(slomo.UsageError):
+        slomo.api.convert_many(["missing.mp4"], model="blend", **options)
+
+
+def test_a_chunked_output_follows_the_output_rules(tmp_path):
+    clip = two_shots(tmp_path / "clip.mp4", 28)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"kept")
+    with pytest.raises(slomo.MediaError, match="exists"):
+        slomo.convert(clip, out, model="blend", chunk_seconds=0.25)
+    with pytest.raises(slomo.MediaError, match="input"):
+        slomo.convert(clip, clip, model="blend", chunk_seconds=0.25, overwrite=True)
+    assert out.read_bytes() == b"kept"
+    slomo.convert(clip, out, model="blend", chunk_seconds=0.25, overwrite=True)
+    assert read_video(out)[0] and sorted(os.listdir(tmp_path)) == ["clip.mp4", "out.mp4"]  # no leftovers
+
+
 def test_resume_reuses_finished_chunks_of_the_same_request_only(tmp_path, monkeypatch):
     clip = two_shots(tmp_path / "clip.mp4", 28)
     one = slomo.convert(clip, tmp_path / "one.mp4", model="blend")
