@@ -28,7 +28,7 @@ from pathlib import Path
 
 import av
 
-from slomo import api, bench, cluster
+from slomo import api, bench
 
 
 def video_packets(path: str) -> list[bytes]:
@@ -55,13 +55,14 @@ def measure(workers: int, clips: list[Path], long_clip: Path, model: str, second
         simulated.wait_for_nodes()
         address = simulated.address
         request = {"model": model, "device": "cpu", "overwrite": True}
-        warm = [str(c) for c in clips[:workers]]  # a task per node starts its worker, imports slomo
-        list(cluster.convert_many(warm, str(out / "warm") + os.sep, request, address))
+        warm = clips[:workers]  # a task per node starts its worker, imports slomo
+        api.convert_many(warm, out / "warm", ray=address, **request)
 
         started = time.perf_counter()
-        sources = [str(c) for c in clips]
-        outcomes = cluster.convert_many(sources, str(out / "files") + os.sep, request, address)
-        results = [cluster.returned(outcome) for _, outcome in outcomes]
+        batch = api.convert_many(clips, out / "files", ray=address, **request)
+        if batch.failed:
+            raise RuntimeError(f"files failed on the cluster: {batch.failed}")
+        results = batch.converted
         files_seconds = time.perf_counter() - started
 
         started = time.perf_counter()
