@@ -172,7 +172,7 @@ def forwards(reps: int) -> None:
     times = {name: [] for name in runs}
     for k in range(1, reps + 1):
         for name, fn in runs.items():
-            times[name].append(_timed(lambda: fn(frames[k], frames[k + 1], 0.5)))
+            times[name].append(_timed(lambda fn=fn, k=k: fn(frames[k], frames[k + 1], 0.5)))
     print(f"\n1. 720p ({w}x{h}), t=0.5, scale 1, s/frame (min of {reps}; median):")
     for name in runs:
         base = min(times["official v4.0 fp32" if "4.0" in name else "official v4.25 fp32"])
@@ -196,7 +196,7 @@ def whole_runs() -> None:
         for precision in ("fp32", "bf16"):
             cmd = [str(slomo), str(clip), "--factor", "2", "--precision", precision,
                    "-o", str(Path(tmp) / "out.mp4"), "-y"]
-            seconds = _timed(lambda: subprocess.run(cmd, check=True, capture_output=True))
+            seconds = _timed(lambda cmd=cmd: subprocess.run(cmd, check=True, capture_output=True))
             print(f"   --precision {precision}: {seconds:6.1f} s, {seconds / (count - 1):.3f} s/frame"
                   f"  (load average {os.getloadavg()[0]:.1f})")
 
@@ -216,7 +216,8 @@ def table(reps: int) -> None:
                 m.interpolate([a, b], [0.5])
                 n = max(2, reps // (2 if label == "1080p" else 1))
                 # a copy of a each time: the feature head runs for one new frame per call
-                best = min(_timed(lambda: m.interpolate([a.copy(), b], [0.5])) for _ in range(n))
+                best = min(_timed(lambda m=m, a=a, b=b: m.interpolate([a.copy(), b], [0.5]))
+                           for _ in range(n))
                 row.append(1 / best)
             print(f"   {label:6s} {sw}x{sh:<5d}{scale:4.1f}  {row[0]:5.2f}  {row[1]:5.2f}")
 
@@ -234,7 +235,7 @@ def bf16_cost(count: int) -> None:
             scores[p].append(psnr(to8(model.interpolate([af, bf], [0.5])[0]), gt))
         scores["blend"].append(psnr(to8((af + bf) / 2), gt))
     mean = {p: float(np.mean(v)) for p, v in scores.items()}
-    worst = max(x - y for x, y in zip(scores["fp32"], scores["bf16"]))
+    worst = max(x - y for x, y in zip(scores["fp32"], scores["bf16"], strict=True))
     print(f"\n4. middle frame of {count} real 720p triplets, PSNR vs truth: fp32 {mean['fp32']:.3f} dB,"
           f" bf16 {mean['bf16']:.3f} dB (cost {mean['fp32'] - mean['bf16']:+.3f} dB mean,"
           f" {worst:+.3f} dB worst), plain blend {mean['blend']:.3f} dB")

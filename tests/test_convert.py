@@ -5,9 +5,9 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from conftest import audio_track, moving_frames, psnr, read_video, write_clip
 
 import slomo
-from conftest import audio_track, moving_frames, psnr, read_video, write_clip
 
 
 def test_factor_keeps_duration_timestamps_and_audio(clip, tmp_path):
@@ -78,7 +78,7 @@ def test_audio_stays_in_sync(tmp_path):
     src = write_clip(tmp_path / "flash.mp4", frames, beep_at=0.4)
     out = slomo.convert(src, tmp_path / "out.mp4", factor=4, model="blend", scene_detect=False)
     video, times, _ = read_video(out.output)
-    flash = next(t for f, t in zip(video, times) if f.mean() > 200)
+    flash = next(t for f, t in zip(video, times, strict=True) if f.mean() > 200)
     samples, rate, start = audio_track(out.output)
     beep = start + np.argmax(np.abs(samples) > 0.1) / rate
     assert abs(flash - beep) < 1 / 25, (flash, beep)
@@ -120,7 +120,7 @@ def test_variable_frame_rate_follows_timestamps(tmp_path):
     out = slomo.convert(src, tmp_path / "out.mkv", factor=2, model="blend")
     _, got, _ = read_video(out.output)
     expected = []
-    for a, b in zip(times, times[1:] + [times[-1] + 0.04]):
+    for a, b in zip(times, times[1:] + [times[-1] + 0.04], strict=True):
         expected += [a, (a + b) / 2]
     assert got == pytest.approx(expected, abs=2e-3)
 
@@ -163,8 +163,9 @@ def test_api_refuses_bad_values_with_one_error_family(clip, options, named):
 
 def test_flavr_takes_its_checkpoint_from_the_target_rate(tmp_path):
     """Issue 10 item 10: 25 -> 100 fps is 4x, served by the 4x checkpoint (not the default 2x)."""
-    import slomo
     from test_flavr import deterministic_state, save_official, shapes_for
+
+    import slomo
 
     checkpoint = save_official(deterministic_state(shapes_for(4), 0), tmp_path / "FLAVR_4x.pth")
     src = write_clip(tmp_path / "clip.mp4", moving_frames(4, size=(64, 48)), audio=False)

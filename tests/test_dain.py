@@ -158,6 +158,19 @@ def loop_filter_interpolation(input1: np.ndarray, input2: np.ndarray, input3: np
     flow leaves the frame (or moves half of it) are copied."""
     n, channel, h, w = input1.shape
     output = np.zeros(input1.shape, np.float32)
+
+    def quadrant(image, taps, top, left, rows, cols):
+        """The sum over one quadrant of ``image`` (one channel) times the pixel's kernel ``taps``,
+        whose first tap sits at (``top``, ``left``); taps outside the frame read its edge."""
+        total = 0.0
+        for filter_j in rows:
+            _filter_j = min(max(0, filter_j), h - 1)
+            for filter_i in cols:
+                _filter_i = min(max(0, filter_i), w - 1)
+                k = (filter_j - top) * filter_size + (filter_i - left)
+                total += image[_filter_j, _filter_i] * taps[k]
+        return total
+
     for b in range(n):
         for h_i in range(h):
             for w_i in range(w):
@@ -173,24 +186,15 @@ def loop_filter_interpolation(input1: np.ndarray, input2: np.ndarray, input3: np
                     iy2_B = iy2_T + filter_size
                     alpha = x2 - int(x2)
                     beta = y2 - int(y2)
-
-                    def quadrant(rows, cols, c_i):
-                        total = 0.0
-                        for filter_j in rows:
-                            _filter_j = min(max(0, filter_j), h - 1)
-                            for filter_i in cols:
-                                _filter_i = min(max(0, filter_i), w - 1)
-                                k = (filter_j - iy2_T) * filter_size + (filter_i - ix2_L)
-                                total += input1[b, c_i, _filter_j, _filter_i] * input3[b, k, h_i, w_i]
-                        return total
-
+                    taps = input3[b, :, h_i, w_i]
                     top, bottom = range(iy2_T, int(y2) + 1), range(int(y2) + 1, iy2_B)
                     left, right = range(ix2_L, int(x2) + 1), range(int(x2) + 1, ix2_R)
                     for c_i in range(channel):
-                        TL = quadrant(top, left, c_i)
-                        TR = quadrant(top, right, c_i)
-                        BL = quadrant(bottom, left, c_i)
-                        BR = quadrant(bottom, right, c_i)
+                        image = input1[b, c_i]
+                        TL = quadrant(image, taps, iy2_T, ix2_L, top, left)
+                        TR = quadrant(image, taps, iy2_T, ix2_L, top, right)
+                        BL = quadrant(image, taps, iy2_T, ix2_L, bottom, left)
+                        BR = quadrant(image, taps, iy2_T, ix2_L, bottom, right)
                         output[b, c_i, h_i, w_i] = ((1 - alpha) * (1 - beta) * TL + alpha * (1 - beta) * TR
                                                     + (1 - alpha) * beta * BL + alpha * beta * BR)
                 else:
@@ -610,7 +614,7 @@ def test_official_forward_with_our_layers_equals_ours(model, timestep):
             outputs = net.eval()(torch.stack((i0, i1), 0))[0][1]
     outputs = outputs if isinstance(outputs, list) else [outputs]
     assert len(outputs) == len(mine) == len(times)
-    for theirs, ours_t in zip(outputs, mine):
+    for theirs, ours_t in zip(outputs, mine, strict=True):
         assert theirs.std() > 0.01  # not a degenerate output
         assert (theirs - ours_t).abs().max() < 1e-5
 

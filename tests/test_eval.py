@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import moving_frames, psnr, write_clip
+
 from slomo import evaluate, interpolator, io
 from slomo.cli import main
 
@@ -172,7 +172,7 @@ def test_ffmpeg_mci_timesteps(mci):
     frames = moving_frames(5, size=(160, 96), motion=(2, 1))
     f = [x.astype(np.float32) / 255 for x in frames]
     quarter = mci.interpolate([f[0], f[4]], [0.25, 0.5, 0.75])
-    for made, truth in zip(quarter, frames[1:4]):
+    for made, truth in zip(quarter, frames[1:4], strict=True):
         assert psnr(evaluate.to_uint8(made), truth) > 24
     # off-grid t runs its own graph; on the grid it is the very same frame
     off = mci.interpolate([f[0], f[4]], [0.25 + 1e-9, 0.3])

@@ -203,7 +203,7 @@ def test_v425_matches_official_on_real_frames(official_v425, bunny, scale):
     a, b = (_crop(f, 200, 400) for f in bunny)
     model = interpolator.create("rife", ModelOptions(scale=scale))
     ours = model.interpolate([a, b], [0.5, 0.25])  # both timesteps in one batched forward
-    for t, frame in zip((0.5, 0.25), ours):
+    for t, frame in zip((0.5, 0.25), ours, strict=True):
         ref = _official_v425(official_v425, a, b, t, scale)
         assert frame.shape == a.shape and frame.dtype == np.float32
         assert np.abs(_to8(frame) - _to8(ref)).max() <= 1, (t, scale)
@@ -215,7 +215,7 @@ def test_v4_matches_official_on_real_frames(official_v4, bunny, scale):
     a, b = (_crop(f, 200, 400) for f in bunny)
     model = interpolator.create("rife-4.0", ModelOptions(scale=scale))
     ours = model.interpolate([a, b], [0.5, 0.25])  # both timesteps in one batched forward
-    for t, frame in zip((0.5, 0.25), ours):
+    for t, frame in zip((0.5, 0.25), ours, strict=True):
         ref = _official_v4(official_v4, a, b, t, scale)
         assert frame.shape == a.shape and frame.dtype == np.float32
         assert np.abs(_to8(frame) - _to8(ref)).max() <= 1, (t, scale)
@@ -228,7 +228,7 @@ def test_v4_large_motion_rule_matches_official(official_v4, bunny):
     model = interpolator.create("rife-4.0")
     ours = model.interpolate([a, b], [0.5, 0.75])
     assert model.net.large_motion == 2
-    for t, frame in zip((0.5, 0.75), ours):
+    for t, frame in zip((0.5, 0.75), ours, strict=True):
         assert np.abs(_to8(frame) - _to8(_official_v4(official_v4, a, b, t, 1.0))).max() <= 1
 
 
@@ -238,7 +238,7 @@ def test_hd_matches_official_on_real_frames(official_hd, bunny, scale):
     model = interpolator.create("rife-hd", ModelOptions(scale=scale))
     assert model.spec.timesteps == "midpoint"
     ours = model.interpolate([a, b], [0.5, 0.25])  # 0.25 by bisection, as inference_img --ratio
-    for t, frame in zip((0.5, 0.25), ours):
+    for t, frame in zip((0.5, 0.25), ours, strict=True):
         ref = _official_hd(official_hd, a, b, t, scale)
         assert np.abs(_to8(frame) - _to8(ref)).max() <= 1, (t, scale)
 
@@ -271,7 +271,7 @@ def test_bisect_times_follows_the_official_ratio_search():
         return (a + b) / 2
 
     times = [i / 1000 for i in range(1000)] + [1 / 3, 2 / 3, 0.01, 0.99, 0.505, 0.0101]
-    for t, got in zip(times, bisect_times(midpoint, 0.0, 1.0, times)):
+    for t, got in zip(times, bisect_times(midpoint, 0.0, 1.0, times), strict=True):
         assert got == _official_ratio(t), t
     calls.clear()
     bisect_times(midpoint, 0.0, 1.0, [0.25, 0.5, 0.75])

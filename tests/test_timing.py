@@ -56,7 +56,8 @@ def test_schedule_counts_and_order(factor):
     out = _run(_Recorder(), 5, factor)
     assert len(out) == 5 * factor
     times = [t for t, _ in out]
-    assert times == sorted(times) and times[0] == 0 and times == [F(i, 10 * factor) for i in range(5 * factor)]
+    assert (times == sorted(times) and times[0] == 0
+            and times == [F(i, 10 * factor) for i in range(5 * factor)])
     # first and last input frames are in the output untouched; the last is held to the end
     assert out[0][1][0, 0, 0] == 0 and all(f[0, 0, 0] == 4 for _, f in out[-factor:])
 

@@ -215,7 +215,8 @@ def convert(
     try:
         info = reader.info
         pipeline.check_output_rate(rate or info.rate * factor, src)
-        pipeline.check_memory(asked.spec, info.width, info.height, src, (rate or info.rate * factor) / info.rate)
+        pipeline.check_memory(asked.spec, info.width, info.height, src,
+                              (rate or info.rate * factor) / info.rate)
         target = outputs.plan(src, dst, factor=factor if rate is None else None, fps=rate, slowmo=slowmo,
                               overwrite=overwrite, batch=batch)
         _check_crf(codec, target.path, crf)

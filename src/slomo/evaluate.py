@@ -34,6 +34,7 @@ Overall numbers average over all rebuilt frames of all clips (each frame counts 
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -427,7 +428,8 @@ def save_diffs(model: str, worst: Worst, folder: Path, amplify: float = 4.0,
                         0.7 * scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
         clip = scored.clip.replace("/", "_")
         name = folder / f"{model}.{rank:02d}.{clip}.{scored.index:05d}.png"
-        written.append(outputs.write_file(name, lambda partial: _write_image(partial, panel, name), protect))
+        write = functools.partial(_write_image, image=panel, name=name)
+        written.append(outputs.write_file(name, write, protect))
     return written
 
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import weights as _weights
-from .errors import SlomoError, UsageError
+from .errors import SlomoError, UsageError, WeightsError
 from .frames import Frame
 from .weights import Weights
 
@@ -68,6 +68,14 @@ class ModelOptions:
         if self.ratio is None:
             return self.factor
         return int(self.ratio) if self.ratio.denominator == 1 else None
+
+    def checkpoint_file(self) -> Path:
+        """The checkpoint a factory loads.  :func:`create` always sets it for a model that has
+        checkpoints, so None here means the factory was called without :func:`create`."""
+        if self.checkpoint is None:
+            raise WeightsError("no checkpoint resolved for this model: build it with "
+                               "slomo.interpolator.create")
+        return self.checkpoint
 
     @property
     def dtype(self):
@@ -370,14 +378,18 @@ def verify_checkpoint(entry: Weights, path: Path) -> None:
     create(entry.model, ModelOptions(weights=Path(path), factor=entry.factor or 2))
 
 
+#: what :func:`bisect_times` bisects: frames, or placeholders a caller computes later in batches
+Bisected = TypeVar("Bisected")
+
+
 def bisect_times(
-    midpoint: Callable[[Frame, Frame], Frame],
-    f0: Frame,
-    f1: Frame,
+    midpoint: Callable[[Bisected, Bisected], Bisected],
+    f0: Bisected,
+    f1: Bisected,
     times: Sequence[float],
     threshold: float = 0.02,
     max_depth: int = 8,
-) -> list[Frame]:
+) -> list[Bisected]:
     """Frames at ``times`` from a model that only predicts t = 0.5, by recursive bisection.
 
     Follows the official ECCV2022-RIFE ``--ratio`` search (``inference_img.py``, ``--rthreshold``
@@ -386,9 +398,9 @@ def bisect_times(
     of t (or after ``max_depth`` midpoints), and return the last midpoint.  Midpoints are
     memoised so the frames of one pair share their work (factor 4 costs 3 forward passes, not 4).
     """
-    cache: dict[tuple[float, float], Frame] = {}
+    cache: dict[tuple[float, float], Bisected] = {}
 
-    def mid(lo: float, hi: float, a: Frame, b: Frame) -> Frame:
+    def mid(lo: float, hi: float, a: Bisected, b: Bisected) -> Bisected:
         if (lo, hi) not in cache:
             cache[(lo, hi)] = midpoint(a, b)
         return cache[(lo, hi)]

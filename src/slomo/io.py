@@ -17,11 +17,11 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import av
 import av.logging
@@ -33,6 +33,8 @@ from .errors import MediaError, UsageError
 from .frames import from_frame, to_frame
 
 if TYPE_CHECKING:
+    from av.container.core import Chapter  # a TypedDict of PyAV's stubs only
+
     from .outputs import Target
 
 log = logging.getLogger("slomo")
@@ -69,7 +71,7 @@ class VideoInfo:
     tags: dict[str, str] = field(default_factory=dict)  # the container's title and global tags
     video_tags: dict[str, str] = field(default_factory=dict)  # the video stream's language, title
     video_disposition: int = 0  # the video stream's default/forced/... flags
-    chapters: tuple[dict, ...] = ()  # as PyAV gives them: start, end, time_base, metadata
+    chapters: tuple[Chapter, ...] = ()  # as PyAV gives them: start, end, time_base, metadata
 
 
 def is_pattern(path: str) -> bool:
@@ -102,7 +104,7 @@ class VideoReader:
         except av.FFmpegError as exc:
             raise MediaError(f"not a video PyAV can open ({_ffmpeg_reason(exc)})") from None
         if not self._container.streams.video:
-            kinds = sorted({s.type for s in self._container.streams}) or ["no streams"]
+            kinds: list[str] = sorted({s.type for s in self._container.streams}) or ["no streams"]
             self._container.close()
             raise MediaError(f"no video stream (has {', '.join(kinds)})")
         self._stream = self._container.streams.video[0]
@@ -111,6 +113,8 @@ class VideoReader:
 
     def _probe(self) -> VideoInfo:
         s, cc = self._stream, self._stream.codec_context
+        if s.time_base is None:  # libavformat gives every stream one; PyAV's type allows None
+            raise MediaError("the video stream has no time base")
         rate = s.average_rate or s.guessed_rate or s.base_rate or Fraction(30)
         fmt = cc.format
         duration = None
@@ -187,7 +191,7 @@ class VideoReader:
             graph.push(frame)
             while True:
                 try:
-                    yield graph.pull()
+                    yield graph.vpull()
                 except (av.BlockingIOError, av.EOFError):
                     break
 
@@ -235,8 +239,12 @@ def _best_effort_time(frame, stream_time_base: Fraction) -> Fraction | None:
     return Fraction(stamp) * Fraction(frame.time_base or stream_time_base)
 
 
-def frame_times(frames: Iterator, time_base: Fraction, rate: Fraction,
-                path: str) -> Iterator[tuple[Fraction, object]]:
+#: what :func:`frame_times` times: decoded frames (tests use stand-ins with pts, dts, time_base)
+Timed = TypeVar("Timed")
+
+
+def frame_times(frames: Iterable[Timed], time_base: Fraction, rate: Fraction,
+                path: str) -> Iterator[tuple[Fraction, Timed]]:
     """Pair every frame with a strictly increasing time; no frame is dropped.
 
     A frame without a timestamp, or with one not after its predecessor's (repeated, or going
@@ -245,7 +253,7 @@ def frame_times(frames: Iterator, time_base: Fraction, rate: Fraction,
     period apart just before it.  One warning per file says how the times were made up.
     """
     step = 1 / rate
-    lead: list = []  # leading frames without a time, held until the first timed one
+    lead: list[Timed] = []  # leading frames without a time, held until the first timed one
     last: Fraction | None = None
     warned = False
     for frame in frames:
@@ -306,6 +314,8 @@ class ImageSequenceReader:
 def sequence_files(pattern: str) -> list[str]:
     """Files matching a printf pattern, sorted by their number."""
     match = re.search(r"%0?(\d*)d", pattern)
+    if match is None:
+        raise UsageError(f"{pattern}: not an image-sequence pattern such as out/%06d.png")
     head, tail = pattern[: match.start()], pattern[match.end():]
     numbered = []
     for name in glob.glob(glob.escape(head) + "*" + glob.escape(tail)):
@@ -480,7 +490,8 @@ class VideoWriter:
             self._out = av.open(str(self._landing.path), "w")
         except (av.FFmpegError, ValueError) as exc:
             self._landing.discard()
-            raise MediaError(f"cannot write {self.dst.suffix or 'this'} files ({_ffmpeg_reason(exc)})") from None
+            raise MediaError(f"cannot write {self.dst.suffix or 'this'} files "
+                             f"({_ffmpeg_reason(exc)})") from None
         try:
             codec = choose_codec(info, self._out, options.codec)
             self._video = self._add_video(codec, rate / time_scale, options)
@@ -501,6 +512,7 @@ class VideoWriter:
         if kind != "video":
             raise UsageError(f"{self.dst}: {codec!r} is an {kind} encoder, not a video one")
         stream = self._out.add_stream(codec, rate=_limit(rate))
+        assert isinstance(stream, av.VideoStream)  # a video encoder, checked above
         info = self.info
         stream.pix_fmt = self._pix_fmt = choose_pix_fmt(codec, info, options.pix_fmt)
         stream.width, stream.height = even_size(self._pix_fmt, info.width, info.height)
@@ -518,7 +530,8 @@ class VideoWriter:
         tag = _CODEC_TAGS.get((cc.codec.canonical_name, self._out.format.name))
         if tag:
             cc.codec_tag = tag
-        stream.options = self._options = encoder_options(codec, options)
+        self._options = encoder_options(codec, options)
+        stream.options = dict(self._options)  # PyAV copies them on opening the encoder anyway
         if info.rotation:
             stream.set_display_rotation(info.rotation)
         return stream
@@ -863,11 +876,11 @@ def _whole_ms(samples: np.ndarray, ms: int) -> np.ndarray:
 def _atempo_factors(tempo: Fraction) -> list[float]:
     """atempo takes 0.5..100 per instance: chain several for stronger slow-downs."""
     factors = []
-    tempo = float(tempo)
-    while tempo < 0.5:
+    remaining = float(tempo)
+    while remaining < 0.5:
         factors.append(0.5)
-        tempo /= 0.5
-    factors.append(tempo)
+        remaining /= 0.5
+    factors.append(remaining)
     return factors
 
 

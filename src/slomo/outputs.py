@@ -21,10 +21,10 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable
 
 from . import io
 from .errors import MediaError, UsageError
@@ -65,7 +65,7 @@ def find_videos(folder: Path, recursive: bool = False) -> list[Path]:
 
     def is_output(path: Path) -> bool:
         match = _OUTPUT_NAME.match(path.stem)
-        return bool(match) and any(n.startswith(match["stem"] + ".") and n != path.name
+        return match is not None and any(n.startswith(match["stem"] + ".") and n != path.name
                                    and not _OUTPUT_NAME.match(Path(n).stem) for n in names)
 
     return [p for p in videos if not is_output(p)]
@@ -336,13 +336,13 @@ def _exclusive(folder: Path, prefix: str, suffix: str, create: Callable[[Path], 
     raise OSError(errno.EEXIST, "no free temporary name")
 
 
-def write_file(path: Path, write: Callable[[Path], None], protect: Iterable[str] = ()) -> Path:
+def write_file(path: Path, write: Callable[[Path], object], protect: Iterable[str | Path] = ()) -> Path:
     """Write a small output (a plot, an image) by ``write(temporary path)``, then move it into place.
 
     It replaces an existing file, but never one of ``protect`` (inputs of the run), nor a file
-    inside an input folder.
+    inside an input folder.  What ``write`` returns is ignored.
     """
-    batch = Batch(p for p in protect if not Path(p).is_dir())
+    batch = Batch(str(p) for p in protect if not Path(p).is_dir())
     for folder in (Path(p).resolve() for p in protect if Path(p).is_dir()):
         if path.exists() and path.resolve().is_relative_to(folder):
             raise MediaError(f"output {path} is inside the input folder {folder}; refusing to replace it")

@@ -15,10 +15,10 @@ import math
 import os
 import queue
 import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -298,7 +298,7 @@ def _fill_slots(model: Interpolator, window: list[Frame], slots: Slots, keyframe
         if not asked_keyframe:
             ask.insert(0, Fraction(0))
             asked_keyframe = True
-        made = dict(zip(ask, model.interpolate(window, [float(t) for t in ask]))) if ask else {}
+        made = dict(zip(ask, model.interpolate(window, [float(t) for t in ask]), strict=True)) if ask else {}
         keyframe = made.get(Fraction(0), keyframe)
         for t, time in batch:
             yield time, made.get(t, keyframe)

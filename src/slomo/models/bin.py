@@ -75,7 +75,7 @@ frames without calling ``reset`` still gets the demo's results for a fresh start
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -249,7 +249,7 @@ def _pad_amounts(size: int) -> tuple[int, int]:
 
 def _same_frames(a: Sequence[Frame], b: Sequence[Frame]) -> bool:
     return len(a) == len(b) and all(x is y or (x.shape == y.shape and np.array_equal(x, y))
-                                    for x, y in zip(a, b))
+                                    for x, y in zip(a, b, strict=True))
 
 
 class BinInterpolator(Interpolator):
@@ -259,7 +259,7 @@ class BinInterpolator(Interpolator):
         self.options = options
         self.device = torch.device(options.device)
         self.net = BINNet().eval()
-        path = options.checkpoint
+        path = options.checkpoint_file()
         state = weights.load_checkpoint(path)
         if not isinstance(state, dict):
             raise weights.WeightsError(f"{path}: not a BIN state_dict")

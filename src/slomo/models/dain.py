@@ -36,7 +36,7 @@ integer pixel positions from the flow, which half precision would move.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -44,8 +44,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import weights
-from ..weights import Weights
 from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec
+from ..weights import Weights
 from .bin import _pad_amounts
 
 # --------------------------------------------------------------------------------------------
@@ -220,6 +220,15 @@ def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 class PWCDCNet(nn.Module):
     """``pwc_dc_net()``: flow from the first to the second image (channels 0:3 and 3:6), at a
     quarter of the resolution, in units of 1/20 pixel."""
+
+    # registered by name in __init__'s loops; declared for the calls that name them directly
+    predict_flow6: nn.Module
+    dc_conv1: nn.Module
+    dc_conv2: nn.Module
+    dc_conv3: nn.Module
+    dc_conv4: nn.Module
+    dc_conv5: nn.Module
+    dc_conv6: nn.Module
 
     def __init__(self, md: int = 4):
         super().__init__()
@@ -502,7 +511,7 @@ class DainInterpolator(Interpolator):
     def __init__(self, options: ModelOptions):
         self.device = torch.device(options.device)
         self.net = DAINNet().eval()
-        path = options.checkpoint
+        path = options.checkpoint_file()
         state = weights.load_checkpoint(path)
         if not isinstance(state, dict):
             raise weights.WeightsError(f"{path}: not a DAIN state_dict")
@@ -533,7 +542,8 @@ DAIN_VIMEO = Weights(
     size=None,
     sha256=None,
     license="MIT",
-    description="DAIN (CVPR 2019), trained on Vimeo-90K: depth-aware flow projection and adaptive warping, any t",
+    description=("DAIN (CVPR 2019), trained on Vimeo-90K: depth-aware flow projection and adaptive "
+                 "warping, any t"),
     sources=({"manual": "http://vllab1.ucmerced.edu/~wenbobao/DAIN/best.pth"},),
 )
 

@@ -13,7 +13,8 @@ in batches, so the flows of the last pair are kept for the next batch of the sam
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -41,7 +42,7 @@ class _Pair(NamedTuple):
 class DenseFlow(Interpolator):
     def __init__(self, options: ModelOptions):
         self.scale = options.scale
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self._dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self._cached_grid: np.ndarray | None = None
         self._pair: _Pair | None = None
 
@@ -59,7 +60,8 @@ class DenseFlow(Interpolator):
         pad_y, pad_x = max(0, MIN_FLOW_SIDE - h), max(0, MIN_FLOW_SIDE - w)
         if pad_y or pad_x:
             a, b = (cv2.copyMakeBorder(g, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE) for g in (a, b))
-        return self._dis.calc(a, b, None)[:h, :w]
+        # OpenCV allocates the output for flow=None; its stubs only list array arguments
+        return self._dis.calc(a, b, None)[:h, :w]  # type: ignore[call-overload]
 
     def _flows(self, a: Frame, b: Frame) -> tuple[np.ndarray, np.ndarray]:
         ga, gb = self._gray(a), self._gray(b)

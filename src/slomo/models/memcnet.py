@@ -28,7 +28,7 @@ they are filled in with 0 before the strict load.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -36,8 +36,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import weights
-from ..weights import Weights
 from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec
+from ..weights import Weights
 from .bin import _pad_amounts
 from .dain import depth_flow_projection, filter_interpolation, single_path
 
@@ -57,6 +57,8 @@ def _deconv(cin: int, cout: int) -> nn.Sequential:
 class FlowNetS(nn.Module):
     """``flownets()``: flow from the first to the second image at a quarter of the resolution,
     in units of 1/20 pixel."""
+
+    predict_flow6: nn.Module  # registered by name in __init__'s loop; declared for forward's direct call
 
     def __init__(self):
         super().__init__()
@@ -187,7 +189,7 @@ class MemcNetInterpolator(Interpolator):
     def __init__(self, options: ModelOptions):
         self.device = torch.device(options.device)
         self.net = MEMCNet().eval()
-        path = options.checkpoint
+        path = options.checkpoint_file()
         state = weights.load_checkpoint(path)
         if not isinstance(state, dict):
             raise weights.WeightsError(f"{path}: not a MEMC-Net state_dict")
@@ -220,7 +222,8 @@ MEMC_NET_VIMEO = Weights(
     size=None,
     sha256=None,
     license="MIT",
-    description="MEMC-Net (TPAMI 2019), trained on Vimeo-90K: flow projection, adaptive warping and occlusion, t = 0.5",
+    description=("MEMC-Net (TPAMI 2019), trained on Vimeo-90K: flow projection, adaptive warping and "
+                 "occlusion, t = 0.5"),
     sources=({"manual": "http://vllab1.ucmerced.edu/~wenbobao/MEMC-Net/MEMC-Net_best.pth"},),
 )
 

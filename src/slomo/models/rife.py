@@ -30,7 +30,8 @@ the same path as bf16 with channels-last convolutions; no GPU was available to t
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -162,7 +163,8 @@ class _Block(nn.Module):
 
     def set_precision(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
-        self.to(dtype=dtype, memory_format=torch.channels_last)
+        # Module.to takes memory_format at runtime; torch's stubs for its overloads omit it
+        self.to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def _head(self, x: torch.Tensor | Sequence[torch.Tensor], flow: torch.Tensor | None,
               scale: float) -> torch.Tensor:
@@ -370,7 +372,7 @@ class IFNetV425(nn.Module):
         pair = pair.expand(n, -1, -1, -1)
         flow, carry = self.block0((pair, stamp(pair)), None, scales[0])  # carry: mask, features
         blocks = (self.block1, self.block2, self.block3, self.block4)
-        for block, s, previous in zip(blocks, scales[1:], scales):
+        for block, s, previous in zip(blocks, scales[1:], scales[:-1], strict=True):
             w = _warped(self.warp, sources, flow, s)  # image 0, features 0, image 1, features 1
             x = (w[:, 0:3], w[:, 7:10], w[:, 3:7], w[:, 10:14], stamp(w), _carried(carry, previous, s))
             df, carry = block(x, flow, s)
@@ -426,10 +428,11 @@ class IFNetHD(nn.Module):
         size = size or (h, w)
         sources = torch.stack((img0, img1), 1).view(2 * n, 3, h, w)  # 0, 1, 0, 1...
         small = _resize(torch.cat((img0, img1), 1), 1.0 / scales[0])
-        flow = mask = None
+        flow: torch.Tensor | None = None
+        mask: torch.Tensor | None = None
         for i, block in enumerate((self.block0, self.block1, self.block2)):
             s = scales[i]
-            if mask is None:  # the official starts from zero flow and mask
+            if flow is None or mask is None:  # the official starts from zero flow and mask
                 small_mask = small.new_zeros(n, 1, small.shape[2], small.shape[3])
                 zeros = small.new_zeros(n, 4, small.shape[2], small.shape[3])
                 x = torch.cat((torch.cat((small, small_mask, zeros), 1),
@@ -447,6 +450,7 @@ class IFNetHD(nn.Module):
             mask = dm if mask is None else mask + dm
             if i < 2:
                 small = _warped(self.warp, sources, flow, scales[i + 1])
+        assert flow is not None and mask is not None  # set by each of the three blocks above
         return _blend(_warped(self.warp, sources, flow, 1, size), mask, size)
 
 
@@ -464,7 +468,7 @@ class _Rife(Interpolator):
     #: spatial sizes are padded to a multiple of ``max(align, align / scale)``, as officially
     align = 128
 
-    def __init__(self, net: nn.Module, options: ModelOptions) -> None:
+    def __init__(self, net: IFNetV4 | IFNetV425 | IFNetHD, options: ModelOptions) -> None:
         self.device = torch.device(options.device)
         self.dtype = options.dtype
         if self.dtype == torch.bfloat16 and self.device.type == "cpu" and not _native_bf16():
@@ -519,28 +523,23 @@ class Rife(_Rife):
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
         f0, f1 = window
         h, w = f0.shape[:2]
-        out: list[Frame | None] = [None] * len(times)
-        todo = []
-        for k, t in enumerate(times):
-            if t == 0:
-                out[k] = np.array(f0, dtype=np.float32)
-            else:
-                todo.append(k)
+        todo = [k for k, t in enumerate(times) if t != 0]
+        made: dict[int, Frame] = {}
         if todo:
             with torch.inference_mode():
                 x0, x1 = self._tensor(f0), self._tensor(f1)
                 for start in range(0, len(todo), MAX_BATCH):
                     chunk = todo[start:start + MAX_BATCH]
                     y = self.net(x0, x1, [float(times[k]) for k in chunk], self.scale, (h, w))
-                    for k, frame in zip(chunk, self._frames(y, h, w)):
-                        out[k] = frame
-        return out
+                    made.update(zip(chunk, self._frames(y, h, w), strict=True))
+        return [np.array(f0, dtype=np.float32) if t == 0 else made[k] for k, t in enumerate(times)]
 
 
 class Rife425(Rife):
     """RIFE v4.25: as v4.0, padded to 64, and each frame's features computed once (cached)."""
 
     align = 64
+    net: IFNetV425
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.features(x)
@@ -551,8 +550,16 @@ class _Node:
 
     __slots__ = ("a", "b", "depth", "value")
 
-    def __init__(self, a: "_Node", b: "_Node", depth: int = 0, value=None) -> None:
+    def __init__(self, a: _Node | None, b: _Node | None, depth: int = 0,
+                 value: torch.Tensor | None = None) -> None:
         self.a, self.b, self.depth, self.value = a, b, depth, value
+
+
+def _computed(node: _Node | None) -> torch.Tensor:
+    """A node's tensor: the ends get theirs before the first depth runs and each depth's
+    midpoints theirs before the next, so every node read has one."""
+    assert node is not None and node.value is not None, "bisection node read before it was computed"
+    return node.value
 
 
 class RifeHD(_Rife):
@@ -582,16 +589,16 @@ class RifeHD(_Rife):
                 size = (h, w) if depth == deepest else None
                 for i in range(0, len(level), MAX_BATCH):
                     part = level[i:i + MAX_BATCH]
-                    y = self.net(torch.cat([n.a.value for n in part]),
-                                 torch.cat([n.b.value for n in part]), self.scale, size)
-                    for n, value in zip(part, y.split(1)):
+                    y = self.net(torch.cat([_computed(n.a) for n in part]),
+                                 torch.cat([_computed(n.b) for n in part]), self.scale, size)
+                    for n, value in zip(part, y.split(1), strict=True):
                         n.value = value
         out = []
         for node in picked:
             if node is start or node is end:
                 out.append(np.array(f0 if node is start else f1, dtype=np.float32))
             else:
-                out.append(self._frames(node.value, h, w)[0])
+                out.append(self._frames(_computed(node), h, w)[0])
         return out
 
 
@@ -635,8 +642,11 @@ HD_V3 = Weights(
 )
 
 
-def _load(net: nn.Module, options: ModelOptions, ignore: tuple[str, ...]) -> nn.Module:
-    weights.load_into(net, weights.load_checkpoint(options.checkpoint), ignore=ignore)
+_Net = TypeVar("_Net", bound=nn.Module)
+
+
+def _load(net: _Net, options: ModelOptions, ignore: tuple[str, ...]) -> _Net:
+    weights.load_into(net, weights.load_checkpoint(options.checkpoint_file()), ignore=ignore)
     return net
 
 
