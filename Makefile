@@ -19,7 +19,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,ray]"
 	touch $@
 
 $(SAMPLE) $(DEMO_CLIP): | setup
@@ -29,6 +29,8 @@ demo: setup $(DEMO_CLIP)
 	$(VENV)/bin/slomo $(DEMO_CLIP) --factor 2 -o demo-out/bikes.2x.mp4 -y
 	@echo "demo output: $(CURDIR)/demo-out/bikes.2x.mp4"
 
+# Includes the Ray tests (marked slow and ray: a two-node cluster on this machine, 85 to 120 s
+# on 2 shared cores). Skip them with: $(PY) -m pytest -q -m "not ray"
 test: setup
 	$(PY) -m pytest -q
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
-from . import interpolator, io, outputs, pipeline, stages
+from . import chunks, interpolator, io, outputs, pipeline, stages
 from .errors import MediaError, SlomoError, UsageError
 
 
@@ -34,6 +34,8 @@ class ConvertResult:
     output_fps: float
     cuts: list[float] = field(default_factory=list)  # times of the first frame after each cut
     duplicates: int = 0  # repeated input frames dropped by dedup
+    node: str | None = None  # IP address of the Ray node that converted it (None: this machine)
+    chunks: list[dict] = field(default_factory=list)  # per chunk of a chunked run: times, node, reused
 
     @property
     def speed(self) -> float:
@@ -101,8 +103,10 @@ def request(*, factor: int | None = None, fps: float | str | Fraction | None = N
             model: str = interpolator.DEFAULT_MODEL, weights: str | os.PathLike | None = None,
             scale: float = 1.0, device: str = "auto", precision: str = "fp32",
             scene_threshold: float = 0.3, dedup: bool = False, max_fps: float | str | Fraction | None = None,
-            upscale: int | None = None, upscale_model: str | None = None) -> Request:
+            upscale: int | None = None, upscale_model: str | None = None, chunk_seconds: float | None = None,
+            jobs: int = 1, resume: bool = False) -> Request:
     """Check a run's values and its models' specs; :class:`UsageError` naming the value otherwise."""
+    chunks.check_request(chunk_seconds, jobs, resume, dedup)
     if factor is not None and fps is not None:
         raise UsageError(f"a factor ({factor}) and a frame rate ({fps}) together: give one")
     if not 0.25 <= scale <= 1.0:
@@ -167,6 +171,11 @@ def convert(
     dedup: bool = False,
     max_fps: float | str | Fraction | None = None,
     deinterlace: bool = False,
+    chunk_seconds: float | None = None,
+    jobs: int = 1,
+    resume: bool = False,
+    ray: str | None = None,
+    piece: chunks.Piece | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     batch: outputs.Batch | None = None,
 ) -> ConvertResult:
@@ -181,6 +190,10 @@ def convert(
     ``max_fps`` caps the output rate; ``deinterlace`` runs yadif on interlaced input.
     ``upscale`` N resizes every output frame N times with ``upscale_model`` (default: the first
     installed upscaler that makes N).
+    ``chunk_seconds`` splits the input at keyframes into chunks of about that length, converted one
+    after another, ``jobs`` at once, or on the Ray cluster at ``ray`` (``host:port`` or ``local``),
+    and joined into exactly the one-piece output; ``resume`` reuses the chunks an interrupted run
+    of the same request finished (see :mod:`slomo.chunks`).  ``piece`` is internal: one chunk.
     ``on_progress(done, total)`` is called as input frames are consumed (total 0 if unknown).
     ``batch`` holds the other inputs (and earlier outputs) of the same run: the output may be
     none of them (see :mod:`slomo.outputs` for the rules every output follows).
@@ -188,10 +201,14 @@ def convert(
     Raises :class:`UsageError` for a wrong request (checked before any output is opened),
     :class:`MediaError` for a bad input or output, :class:`WeightsError` for missing weights.
     """
+    forwarded = {name: value for name, value in locals().items()  # what a chunk's or Ray's worker redoes
+                 if name not in ("src", "dst", "chunk_seconds", "jobs", "resume", "ray", "piece",
+                                 "on_progress", "batch")}
     src = str(src)
     asked = request(factor=factor, fps=fps, model=model, weights=weights, scale=scale, device=device,
                     precision=precision, scene_threshold=scene_threshold, dedup=dedup, max_fps=max_fps,
-                    upscale=upscale, upscale_model=upscale_model)
+                    upscale=upscale, upscale_model=upscale_model, chunk_seconds=chunk_seconds, jobs=jobs,
+                    resume=resume)
     rate = parse_rate(fps) if fps is not None else None
     factor = 2 if factor is None and rate is None else factor
     reader = io.open_input(src, parse_rate(input_fps))
@@ -203,6 +220,14 @@ def convert(
         target = outputs.plan(src, dst, factor=factor if rate is None else None, fps=rate, slowmo=slowmo,
                               overwrite=overwrite, batch=batch)
         _check_crf(codec, target.path, crf)
+        if piece is None and chunk_seconds is not None:
+            return chunks.convert(src, target, forwarded, asked.spec, chunk_seconds, jobs, resume, ray,
+                                  on_progress)
+        if ray is not None:  # one whole file on the cluster
+            from . import cluster
+
+            _, outcome = next(cluster.convert_many([(src, str(target.path))], forwarded, ray))
+            return cluster.returned(outcome)
         timing = _timing(info, factor, rate, slowmo, dedup,
                          parse_rate(max_fps) if max_fps is not None else None)
         options = asked.options if rate is None else replace(asked.options, ratio=rate / info.rate)
@@ -210,10 +235,24 @@ def convert(
         if asked.upscaler is not None and asked.upscale_options is not None:
             plans.append(stages.upscaling(asked.upscaler, asked.upscale_options))
         scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
-        return _run(reader, stages.build(plans), target, timing, scenes, dedup, deinterlace,
-                    io.EncodeOptions(codec, crf, preset, pix_fmt, audio, encoder_opts), on_progress)
+        encode = io.EncodeOptions(codec, crf, preset, pix_fmt, audio, encoder_opts)
+        if piece is not None:
+            return chunks.run_piece(reader, stages.build(plans), timing, scenes, encode, target.path, piece)
+        return _run(reader, stages.build(plans), target, timing, scenes, dedup, deinterlace, encode,
+                    on_progress)
     finally:
         reader.close()
+
+
+def last_frame_duration(info: io.VideoInfo, first: Fraction, last: Fraction, t: Fraction) -> Fraction:
+    """How long the frame at ``t`` is shown when it is the source's last (decoded from ``first`` to
+    ``last``): until the source's end, its own duration where the container says."""
+    step = 1 / info.rate
+    end = last + step
+    declared_end = first + (info.duration or 0)
+    if not info.is_sequence and 0 < declared_end - last <= 2 * step:
+        end = declared_end
+    return end - t
 
 
 def _run(reader, chain: list[pipeline.Stage], target: outputs.Target, timing, scenes, dedup: bool,
@@ -245,13 +284,7 @@ def _run(reader, chain: list[pipeline.Stage], target: outputs.Target, timing, sc
         writer.write(t, frame)
 
     def last_duration(t: Fraction) -> Fraction:
-        """Until the source's end: its last frame's own duration where the container says."""
-        step = 1 / info.rate
-        end = span["last"] + step
-        declared_end = span["first"] + (info.duration or 0)
-        if not info.is_sequence and 0 < declared_end - span["last"] <= 2 * step:
-            end = declared_end
-        return end - t
+        return last_frame_duration(info, span["first"], span["last"], t)
 
     def progress(stats: pipeline.Stats) -> None:
         if on_progress:
@@ -295,7 +328,7 @@ class BatchResult:
 
 #: the options of :func:`convert` that :func:`request` checks
 _REQUEST_OPTIONS = ("factor", "fps", "model", "weights", "scale", "device", "precision", "scene_threshold",
-                    "dedup", "max_fps", "upscale", "upscale_model")
+                    "dedup", "max_fps", "upscale", "upscale_model", "chunk_seconds", "jobs", "resume")
 
 
 def convert_many(
@@ -319,19 +352,33 @@ def convert_many(
     jobs = outputs.batch_jobs(map(str, inputs), None if dst is None else str(dst), recursive)
     written = outputs.Batch(job.src for job in jobs if not job.problem)
     batch = BatchResult()
+    if options.get("ray") is not None and options.get("chunk_seconds") is None:
+        from . import cluster
+
+        outcomes = cluster.batch_outcomes(jobs, written, options)
+    else:
+        outcomes = _local_outcomes(jobs, written, on_start, options)
+    for src, outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, (SlomoError, ValueError, OSError, RuntimeError)):
+                raise outcome
+            reason = str(outcome).splitlines()[0] if str(outcome) else outcome.__class__.__name__
+            batch.failed.append(Failure(src, reason, isinstance(outcome, UsageError)))
+        else:
+            batch.converted.append(outcome)
+        if on_done:
+            on_done(src, outcome)
+    return batch
+
+
+def _local_outcomes(jobs: list[outputs.Job], written: outputs.Batch, on_start, options: dict
+                    ) -> Iterator[tuple[str, ConvertResult | Exception]]:
+    """``(input, result or the error that failed it)`` for each job, converted here in turn."""
     for job in jobs:
         try:
             if job.problem:
                 raise MediaError(job.problem)
-            result = convert(job.src, job.output, on_progress=on_start(job.src) if on_start else None,
-                             batch=written, **options)
+            yield job.src, convert(job.src, job.output, on_progress=on_start(job.src) if on_start else None,
+                                   batch=written, **options)
         except (SlomoError, ValueError, OSError, RuntimeError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-            batch.failed.append(Failure(job.src, reason, isinstance(exc, UsageError)))
-            if on_done:
-                on_done(job.src, exc)
-            continue
-        batch.converted.append(result)
-        if on_done:
-            on_done(job.src, result)
-    return batch
+            yield job.src, exc

@@ -173,8 +173,9 @@ def sample_frames(sample: Path, count: int, width: int, height: int, start: int 
 
 
 def make_clip(sample: Path, dst: Path, frames: int, width: int, height: int,
-              start: int = 24) -> Path:
-    """A short H.264 clip of the sample at the size (the frames of :func:`sample_frames`)."""
+              start: int = 24, keyframe_interval: int | None = None) -> Path:
+    """A short H.264 clip of the sample at the size (the frames of :func:`sample_frames`), with
+    a keyframe every ``keyframe_interval`` frames if given (x264's default otherwise)."""
     import av
 
     from . import io
@@ -187,6 +188,8 @@ def make_clip(sample: Path, dst: Path, frames: int, width: int, height: int,
         stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "18", "preset": "veryfast"}
+        if keyframe_interval:
+            stream.options = {**stream.options, "g": str(keyframe_interval)}
         for index, frame in enumerate(sample_frames(sample, frames, width, height, start)):
             vf = av.VideoFrame.from_ndarray(from_frame(frame), format="rgb24")
             vf.pts = index

@@ -128,6 +128,13 @@ def _progress_reporter(quiet: bool, json_out: bool):
 @click.option("--deinterlace", is_flag=True, help="Deinterlace (yadif) before interpolating.")
 @click.option("--input-fps", default="30", show_default=True, help="Rate of image-sequence input.")
 @click.option("-r", "--recursive", is_flag=True, help="Recurse into folders.")
+@click.option("--chunk-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Split inputs at keyframes into chunks of about S seconds, joined seamlessly.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Chunks converted at once on this machine (processes).")
+@click.option("--resume", is_flag=True, help="Reuse the finished chunks of an interrupted run.")
+@click.option("--ray", default=None, metavar="ADDRESS",
+              help="Run on a Ray cluster: host:port, ray://host:10001, auto (RAY_ADDRESS) or local.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output (never the input).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "json_out", is_flag=True, help="A JSON summary on stdout.")

@@ -22,3 +22,7 @@ class MediaError(SlomoError):
 
 class WeightsError(SlomoError):
     """A checkpoint is missing, damaged, or does not fit its model."""
+
+
+class ClusterError(SlomoError, RuntimeError):
+    """The cluster could not run a task: no connection, or its worker or node was lost for good."""

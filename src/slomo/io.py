@@ -146,6 +146,27 @@ class VideoReader:
             chapters=tuple(self._container.chapters()),
         )
 
+    def seek(self, time: Fraction) -> None:
+        """Start decoding at the last keyframe at or before ``time`` (a chunk of a long file)."""
+        self._container.seek(round(time / self.info.time_base), stream=self._stream, backward=True)
+
+    def keyframe_times(self) -> tuple[list[Fraction], list[Fraction]]:
+        """(every frame's time, the keyframes' times) from the packets, without decoding;
+        ``([], [])`` when a packet has no timestamp, so the frame times cannot be known."""
+        times, keyframes = [], []
+        with av.open(self.path, metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.pts is None:
+                    return [], []
+                time = Fraction(packet.pts) * self.info.time_base
+                times.append(time)
+                if packet.is_keyframe:
+                    keyframes.append(time)
+        return sorted(times), sorted(keyframes)
+
     def _decoded(self) -> Iterator[av.VideoFrame]:
         """Decoded frames, skipping corrupt packets and stopping at a damaged end, with warnings."""
         try:
@@ -421,6 +442,32 @@ def parse_encoder_opts(opts: dict[str, str] | str | None) -> dict[str, str]:
     return pairs
 
 
+def encoder_frame(frame: np.ndarray, pix_fmt: str, info: VideoInfo) -> av.VideoFrame:
+    """A float RGB frame as the encoder gets it: padded to the size ``pix_fmt`` holds
+    (:func:`even_size`), in ``pix_fmt`` with the source's matrix and range."""
+    width, height = even_size(pix_fmt, info.width, info.height)
+    pad_y, pad_x = height - frame.shape[0], width - frame.shape[1]
+    if pad_y or pad_x:
+        frame = np.pad(frame, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
+    if colour.supports(pix_fmt):
+        vf = colour.from_rgb(frame, pix_fmt, info.colorspace, info.color_range)
+    else:
+        bit_depth = 16 if any(d in pix_fmt for d in ("10", "12", "16")) else 8
+        vf = av.VideoFrame.from_ndarray(from_frame(frame, bit_depth), format=_rgb_format(bit_depth))
+        vf = vf.reformat(format=pix_fmt, dst_colorspace=info.colorspace or None,
+                         dst_color_range=info.color_range or 1)
+    vf.color_range = info.color_range
+    return vf
+
+
+def output_pix_fmt(dst: str | os.PathLike, info: VideoInfo, options: EncodeOptions) -> str:
+    """The pixel format a :class:`VideoWriter` to ``dst`` hands its encoder: the codec is chosen
+    for ``dst``'s container as the writer does.  An output container never started writes
+    nothing, so the probe touches no file."""
+    with av.open(f"slomo-probe{Path(dst).suffix}", "w") as out:
+        return choose_pix_fmt(choose_codec(info, out, options.codec), info, options.pix_fmt)
+
+
 class VideoWriter:
     """Encodes frames into a temporary file and moves it into place only when complete.
 
@@ -487,7 +534,6 @@ class VideoWriter:
         stream.options = dict(self._options)  # PyAV copies them on opening the encoder anyway
         if info.rotation:
             stream.set_display_rotation(info.rotation)
-        self._bit_depth = 16 if any(d in self._pix_fmt for d in ("10", "12", "16")) else 8
         return stream
 
     def _start(self, codec: str, rate: Fraction) -> None:
@@ -519,17 +565,12 @@ class VideoWriter:
 
     def write(self, time: Fraction, frame: np.ndarray) -> None:
         """Encode one frame shown at ``time`` (source seconds, before stretching)."""
-        pad_y, pad_x = self._video.height - frame.shape[0], self._video.width - frame.shape[1]
-        if pad_y or pad_x:
-            frame = np.pad(frame, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
-        if colour.supports(self._pix_fmt):
-            vf = colour.from_rgb(frame, self._pix_fmt, self.info.colorspace, self.info.color_range)
-        else:
-            array = from_frame(frame, self._bit_depth)
-            vf = av.VideoFrame.from_ndarray(array, format=_rgb_format(self._bit_depth))
-            vf = vf.reformat(format=self._pix_fmt, dst_colorspace=self.info.colorspace or None,
-                             dst_color_range=self.info.color_range or 1)
-        vf.color_range = self.info.color_range
+        self.write_converted(time, encoder_frame(frame, self._pix_fmt, self.info))
+
+    def write_converted(self, time: Fraction, vf: av.VideoFrame) -> None:
+        """Encode a frame already as the encoder gets it (:func:`encoder_frame`), such as one
+        read back from a chunk's lossless intermediate."""
+        vf.pict_type = av.video.frame.PictureType.NONE  # a decoded I-frame would force a keyframe
         vf.pts = round(time * self.time_scale / self.time_base)
         vf.time_base = self.time_base
         if self._side:
@@ -864,3 +905,50 @@ class ImageSequenceWriter:
 
     def abort(self) -> None:
         self._landing.discard()
+
+
+class LosslessWriter:
+    """A chunk's output frames, exactly as they will reach the final encoder: FFV1 in Matroska.
+
+    FFV1 stores the planar YUV and RGB formats slomo hands its encoders (8 to 16 bits), bit for
+    bit; the frames' times travel separately (Matroska rounds timestamps to milliseconds, so the
+    stream's nominal rate and counter timestamps here carry nothing).  The file appears only when
+    closed.
+    """
+
+    def __init__(self, dst: str | os.PathLike, info: VideoInfo, pix_fmt: str):
+        self.dst = Path(dst)
+        self.partial = self.dst.with_name(f".{self.dst.name}.partial")
+        self._out = av.open(str(self.partial), "w", format="matroska")
+        self._stream = self._out.add_stream("ffv1", rate=24)
+        self._stream.width, self._stream.height = even_size(pix_fmt, info.width, info.height)
+        self._stream.pix_fmt = pix_fmt
+        self._stream.options = {"slices": "4", "threads": "2"}
+        self._count = 0
+
+    def write(self, vf: av.VideoFrame) -> None:
+        vf.pts, vf.time_base = self._count, Fraction(1, 24)
+        vf.pict_type = av.video.frame.PictureType.NONE
+        for packet in self._stream.encode(vf):
+            self._out.mux(packet)
+        self._count += 1
+
+    def close(self) -> Path:
+        for packet in self._stream.encode(None):
+            self._out.mux(packet)
+        self._out.close()
+        os.replace(self.partial, self.dst)
+        return self.dst
+
+    def abort(self) -> None:
+        try:
+            self._out.close()
+        except Exception:  # the container may already be unusable; the file goes anyway
+            pass
+        self.partial.unlink(missing_ok=True)
+
+
+def read_lossless(path: str | os.PathLike) -> Iterator[av.VideoFrame]:
+    """The frames of a :class:`LosslessWriter` file, in order."""
+    with av.open(str(path)) as container:
+        yield from container.decode(container.streams.video[0])
