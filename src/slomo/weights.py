@@ -247,8 +247,13 @@ def import_file(name: str, path: Path) -> Path:
         raise WeightsError(f"file not found: {path}")
     if e.sha256 and sha256_of(path) != e.sha256:
         raise WeightsError(f"{path}: sha256 differs from the published {e.name} checkpoint")
-    options = interpolator.ModelOptions(weights=path, factor=e.factor or 2)
-    interpolator.create(e.model, options)  # raises WeightsError when the keys or shapes differ
+    # building the model raises WeightsError when the keys or shapes differ
+    if e.scale is not None:  # an upscaler
+        from .models import realesrgan
+
+        realesrgan.create(e.model, e.scale, weights_file=path)
+    else:
+        interpolator.create(e.model, interpolator.ModelOptions(weights=path, factor=e.factor or 2))
     target = home() / e.name / e.file
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
