@@ -136,7 +136,7 @@ ARCHITECTURES = {
         checkpoints={s: f"realesr-animevideov3-x{s}" for s in SCALES},
         tile_pad=18, tile=512),
     "realesrgan-x4plus": Architecture(
-        build=lambda: RRDBNet(num_block=23), checkpoints={4: "realesrgan-x4plus"}, tile_pad=24, tile=192),
+        build=lambda: RRDBNet(num_block=23), checkpoints={4: "realesrgan-x4plus"}, tile_pad=40, tile=192),
     "realesrgan-x4plus-anime": Architecture(
         build=lambda: RRDBNet(num_block=6), checkpoints={4: "realesrgan-x4plus-anime"},
         tile_pad=24, tile=256),
