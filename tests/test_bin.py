@@ -4,8 +4,21 @@
 the mean of 5 consecutive frames) and the 8-bit images that the official ``demo.py``
 (laomao0/BIN, ``--time_step 0.5``, ``options/train/train_adobe_stage4.yml``, run once on CPU
 with its ``cuda`` calls patched) wrote for them with the seeded weights of :func:`seeded_state`
-saved as ``model_weights/adobe_bin.pth``: the deblurred frames 0..6 (the demo never writes the
-last one) and the 7 midpoints, all as uint8 RGB.  Generated once; the official code is not part of this repository.
+saved as ``model_weights/adobe_bin.pth``, all as uint8 RGB.  Generated once; the official code is
+not part of this repository.
+
+The demo reads blurry frames named ``N = 8j`` and writes, for step j, the files ``N+4``
+(``Ft_p[8]``), ``N+8`` (``Ft_p[13]``) and ``N+12`` (``Ft_p[12]``, not at the last step), never
+overwriting one.  A blurry file is named by the sharp frame at its centre (the dataset script
+averages a window around it, and trains ``Ft_p[8]``, ``[12]``, ``[13]`` on the sharp frames ``I6``,
+``I8``, ``I7`` at 2.5, 3.5 and 3 blurry frames after ``B1``), so file ``8j+4`` is the frame halfway
+between blurry frames j and j+1 and file ``8j+8`` is the deblurred frame j+1.  The reference's two
+lists were stored under the demo's variable names, which say the opposite:
+
+- ``ref["deblurred"][j]``, the demo's ``first_gt_deblur`` files ``8j+4``: the midpoints j + 1/2,
+  j = 0..6;
+- ``ref["midpoints"][j]``, the demo's ``middle_frame`` files ``8j+8``: the deblurred frames j + 1,
+  j = 0..6.  The demo never writes frame 0.
 """
 
 from __future__ import annotations
@@ -96,19 +109,19 @@ def test_parity_with_official_demo(tmp_path):
     frames = [f.numpy().astype(np.float32) / 255.0 for f in ref["blurry"]]
     keys, mids = _drive(model, frames)
 
-    compared = 0
-    worst = 0.0
-    for label, outputs, expected in (("deblurred", keys, ref["deblurred"]),
-                                     ("midpoint", mids, ref["midpoints"])):
-        for i, want in enumerate(expected):  # the demo writes deblurred 0..N-2, midpoints 0..N-2
-            got = outputs[i] * 255.0
-            diff = float(np.abs(got - want.numpy().astype(np.float32)).max())
-            worst = max(worst, diff)
-            assert diff <= 1.0, f"{label} {i}: max difference {diff:.3f} (8-bit steps)"
-            compared += 1
-    assert compared == len(ref["deblurred"]) + len(ref["midpoints"]) == 2 * len(frames) - 2
-    # the last frame, which the demo never writes, is still produced
-    assert keys[-1].shape == frames[-1].shape and np.isfinite(keys[-1]).all()
+    demo_midpoints = ref["deblurred"]  # files 8j+4: frame j + 1/2
+    demo_frames = ref["midpoints"]  # files 8j+8: deblurred frame j + 1
+    compared = []
+    for label, outputs, expected in (("midpoint", mids, demo_midpoints),
+                                     ("deblurred", keys[1:], demo_frames)):
+        for j, want in enumerate(expected):
+            diff = float(np.abs(outputs[j] * 255.0 - want.numpy().astype(np.float32)).max())
+            assert diff <= 1.0, f"{label} {j}: max difference {diff:.3f} (8-bit steps)"
+            compared.append(label)
+    assert len(compared) == 2 * len(frames) - 2
+    # frame 0, which the demo never writes, is deblurred too: step -1 on the replicated window
+    assert keys[0].shape == frames[0].shape and np.isfinite(keys[0]).all()
+    assert np.abs(keys[0] - frames[0]).max() > 0.05
 
 
 def test_import_file(tmp_path, monkeypatch):

@@ -93,7 +93,7 @@ def test_truncated_file_is_converted_as_far_as_it_goes(tmp_path):
                                   ["-f", "2", "--fps", "60"], ["--scale", "2"], ["--device", "gpu"]])
 def test_usage_errors_exit_2(clip, args):
     code, _, err = slomo(clip, *args)
-    assert code == 2 and "slomo: error" in err or "Error" in err
+    assert code == 2 and err.startswith("slomo: error: ")
     assert not (clip.parent / "clip.2x.mp4").exists()
 
 
@@ -152,3 +152,41 @@ def test_sigterm_leaves_no_partial_output(tmp_path):
     proc.wait(timeout=60)
     assert proc.returncode != 0
     assert leftovers(tmp_path, {"long.mp4"}) == []
+
+
+def test_click_errors_are_one_line(clip):
+    """Issue 10 item 19: click's own errors follow the contract too."""
+    for args in ([clip, "--bogus"], [clip, "--crf", "abc"]):
+        code, _, err = slomo(*args)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert err.startswith("slomo: error: ") and "Usage:" not in err
+
+
+@pytest.mark.parametrize("args,named", [
+    (["-m", "flow", "--device", "cuda"], "'cuda'"),
+    (["-m", "flow", "--device", "bogus"], "'bogus'"),
+    (["-m", "flow", "--precision", "bf16"], "'bf16'"),
+    (["-m", "blend", "--weights", "missing.pth"], "missing.pth"),
+    (["-m", "blend", "--crf", "99"], "crf 99"),
+    (["-m", "blend", "--crf", "-1"], "crf -1"),
+    (["-m", ""], "''"),
+    (["--precision", "fp16"], "'fp16'"),
+    (["--scale", "0.3"], "0.3"),
+])
+def test_options_a_run_cannot_honour_are_usage_errors(clip, args, named):
+    """Issue 10 item 20: never silently ignored or clamped; exit 2 naming the value."""
+    code, _, err = slomo(clip, *args)
+    assert code == 2, err
+    assert err.startswith(f"slomo: error: {clip}: ") and named in err
+    assert sorted(p.name for p in clip.parent.iterdir()) == ["clip.mp4"]
+
+
+def test_one_inputs_usage_error_does_not_stop_the_batch(tmp_path):
+    """Issue 10 item 21: the CRF fits VP9 (.webm) but not H.264 (.mp4): only a.mp4 fails."""
+    write_clip(tmp_path / "a.mp4", moving_frames(4), audio=False)
+    write_clip(tmp_path / "b.webm", moving_frames(4), codec="libvpx-vp9", audio=False)
+    code, _, err = slomo(tmp_path / "a.mp4", tmp_path / "b.webm", "-m", "blend", "--crf", "60")
+    assert code == 1, err
+    assert f"slomo: error: {tmp_path / 'a.mp4'}: crf 60 is outside libx264's range 0..51" in err
+    assert (tmp_path / "b.2x.webm").is_file() and not (tmp_path / "a.2x.mp4").exists()
+    assert "1 converted, 1 failed" in err

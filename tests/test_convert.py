@@ -94,7 +94,7 @@ def test_ten_bit_stays_ten_bit(tmp_path):
 def test_odd_size_is_kept(tmp_path):
     src = write_clip(tmp_path / "odd.mkv", [f[:63, :95] for f in moving_frames(6)], codec="ffv1",
                      pix_fmt="yuv444p", audio=False)
-    out = slomo.convert(src, tmp_path / "out.mp4", factor=2, model="flow")
+    out = slomo.convert(src, tmp_path / "out.mp4", factor=2, model="flow", pix_fmt="yuv444p")  # asked
     frames, _, _ = read_video(out.output)
     assert frames[0].shape == (63, 95, 3) and len(frames) == 12
 
@@ -141,3 +141,32 @@ def test_default_model_is_rife_with_its_real_weights(tmp_path):
     rebuilt, _, _ = read_video(result.output)
     scores = [psnr(rebuilt[i][8:-8, 8:-8], full[i][8:-8, 8:-8]) for i in (1, 3, 5, 7)]
     assert min(scores) > 40, scores
+
+
+@pytest.mark.parametrize("options,named", [
+    ({"scale": 4}, "scale must be within 0.25..1, not 4"),
+    ({"scene_threshold": -1}, "scene threshold must be within 0..2, not -1"),
+    ({"fps": 60, "factor": 2}, "a factor (2) and a frame rate (60) together"),
+    ({"crf": 99}, "crf 99 is outside libx264's range 0..51"),
+    ({"model": ""}, "unknown model ''"),
+    ({"device": "cuda"}, "model blend runs on cpu only, not 'cuda'"),
+])
+def test_api_refuses_bad_values_with_one_error_family(clip, options, named):
+    """Issue 10 items 20 and 23: a SlomoError naming the value, before any output is opened."""
+    import slomo
+
+    with pytest.raises(slomo.UsageError) as info:
+        slomo.convert(clip, **{"model": "blend", **options})
+    assert isinstance(info.value, slomo.SlomoError) and named in str(info.value)
+    assert sorted(p.name for p in clip.parent.iterdir()) == ["clip.mp4"]
+
+
+def test_flavr_takes_its_checkpoint_from_the_target_rate(tmp_path):
+    """Issue 10 item 10: 25 -> 100 fps is 4x, served by the 4x checkpoint (not the default 2x)."""
+    import slomo
+    from test_flavr import deterministic_state, save_official, shapes_for
+
+    checkpoint = save_official(deterministic_state(shapes_for(4), 0), tmp_path / "FLAVR_4x.pth")
+    src = write_clip(tmp_path / "clip.mp4", moving_frames(4, size=(64, 48)), audio=False)
+    result = slomo.convert(src, tmp_path / "out.mp4", fps=100, model="flavr", weights=checkpoint)
+    assert result.frames_out == 16 and result.output_fps == 100

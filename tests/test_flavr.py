@@ -207,5 +207,5 @@ def test_end_to_end_8x_through_convert(tmp_path):
     assert len(frames) == result.frames_out == 32 and info["rate"] == 200
     assert times == pytest.approx([i / 200 for i in range(32)], abs=1e-6)
     assert len(audio_track(result.output)[0]) == len(audio_track(src)[0])
-    with pytest.raises(slomo.api.UsageError, match="use --model rife"):
+    with pytest.raises(slomo.api.UsageError, match="not 3x; model rife makes any rate"):
         slomo.convert(src, tmp_path / "bad.mp4", factor=3, model="flavr", weights=checkpoint)

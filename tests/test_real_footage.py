@@ -40,9 +40,8 @@ def test_two_shots_joined_have_no_blended_frame(tmp_path):
     out, _, _ = read_video(result.output)
     assert len(out) == 64
     for j in range(1, 4):  # slots between the last frame of shot A and the first of shot B
-        frame = out[7 * 4 + j]
-        nearest = shot_a[7] if j < 2 else shot_b[0]
-        assert psnr(frame, nearest) > 38
+        assert psnr(out[7 * 4 + j], shot_a[7]) > 38  # earlier than the cut: still shot A
+    assert psnr(out[8 * 4], shot_b[0]) > 38  # shot B from the cut's time on
 
 
 def test_no_scene_detect_blends_across(tmp_path):
@@ -216,3 +215,41 @@ def test_anamorphic_sample_aspect_ratio_is_kept(tmp_path):
     out = slomo.convert(src, tmp_path / "out.mp4", factor=2, model="blend").output
     with av.open(out) as container:
         assert container.streams.video[0].sample_aspect_ratio == Fraction(4, 3)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 3), (11, 11)])
+def test_tiny_frames_interpolate_with_flow(tmp_path, size):
+    """Frames smaller than optical flow's patches are padded for the flow, not refused."""
+    width, height = size
+    levels = [40, 80, 120, 160]
+    src = write_clip(tmp_path / "tiny.mkv", [np.full((height, width, 3), v, np.uint8) for v in levels],
+                     codec="ffv1", pix_fmt="yuv444p", audio=False)
+    result = slomo.convert(src, tmp_path / "out.mkv", factor=2, model="flow", codec="ffv1",
+                           scene_detect=False)
+    out, _, _ = read_video(result.output)
+    assert [f.shape for f in out] == [(height, width, 3)] * 8
+    means = [float(f.mean()) for f in out]
+    assert means[:7] == pytest.approx([40, 60, 80, 100, 120, 140, 160], abs=2)
+
+
+@pytest.mark.slow
+def test_frames_too_large_for_memory_are_refused_up_front(tmp_path, monkeypatch):
+    """An 8192x8192 input on a machine with 8 GiB free: refused before any model is built, with
+    the size that would fit, instead of being killed by the system part-way."""
+    from slomo import interpolator, pipeline
+
+    frames = tmp_path / "huge"
+    frames.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(frames / f"{i:03d}.png"), np.full((8192, 8192, 3), 60 * i, np.uint8))
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 8 * 2 ** 30)
+    monkeypatch.setattr(interpolator, "create", lambda *a, **k: pytest.fail("a model was built"))
+    with pytest.raises(slomo.MediaError, match=r"8192x8192 frames with model blend need about "
+                                               r"[\d.]+ GiB .* 8.0 GiB is available; convert a copy "
+                                               r"scaled down to (\d+)x\1 or less") as refused:
+        slomo.convert(str(frames / "%03d.png"), tmp_path / "out.mp4", model="blend")
+    assert not (tmp_path / "out.mp4").exists()
+    side = int(str(refused.value).split("scaled down to ")[1].split("x")[0])
+    spec = interpolator.get_spec("blend")
+    needed = [pipeline.memory_needed(spec, n, n, timesteps=2) for n in (side, side + 64)]  # factor 2
+    assert needed[0] <= 8 * 2 ** 30 < needed[1]

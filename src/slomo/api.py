@@ -10,15 +10,14 @@ The CLI is a thin layer over these functions; everything a run can do is reachab
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
-from . import interpolator, io, pipeline
-from .errors import UsageError
+from . import interpolator, io, outputs, pipeline, stages
+from .errors import MediaError, SlomoError, UsageError
 
 
 @dataclass
@@ -59,61 +58,6 @@ def parse_rate(text: str | float | Fraction) -> Fraction:
     return rate
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` becomes the best available torch device; explicit ones are checked."""
-    if device == "cpu":
-        return device
-    if device not in ("auto", "mps") and not re.fullmatch(r"cuda(:\d+)?", device):
-        raise UsageError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N, mps)")
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r} requested but CUDA is not available")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("device 'mps' requested but MPS is not available")
-    return device
-
-
-def model_options(spec: interpolator.ModelSpec, device: str = "auto",
-                  weights: str | os.PathLike | None = None, **fields) -> interpolator.ModelOptions:
-    """Model options as a run builds them: the device resolved for models with weights (the
-    classical ones run on the CPU and need no torch), ``weights`` as a path."""
-    return interpolator.ModelOptions(device=resolve_device(device) if spec.weights else "cpu",
-                                     weights=Path(weights) if weights else None, **fields)
-
-
-def default_output(src: str, factor: int | None, fps: Fraction | None, slowmo: bool,
-                   folder: Path | None = None) -> Path:
-    """``<stem>.<factor>x.<ext>`` beside the input (``<stem>.slowmo<factor>x.<ext>`` for slow motion)."""
-    if io.is_pattern(src):
-        base = Path(src).parent
-        stem, ext, parent = base.name or "frames", ".mp4", base.parent
-    else:
-        path = Path(src)
-        ext = path.suffix if path.suffix.lower() in io.VIDEO_EXTENSIONS else ".mp4"
-        stem, parent = path.stem, path.parent
-    if fps is not None and not factor:
-        tag = f"{float(fps):g}fps"
-    else:
-        tag = f"{factor}x"
-    name = f"{stem}.{'slowmo' if slowmo else ''}{tag}{ext}"
-    return (folder or parent) / name
-
-
-def _check_output(src: str, dst: Path, overwrite: bool) -> None:
-    if not io.is_pattern(str(dst)):
-        if os.path.exists(src) and dst.exists() and dst.resolve() == Path(src).resolve():
-            raise io.MediaError("output would replace the input")
-        if dst.exists() and not overwrite:
-            raise io.MediaError(f"output {dst} exists (use -y to replace it)")
-        if dst.suffix.lower() not in io.VIDEO_EXTENSIONS:
-            raise UsageError(f"output {dst}: unknown video extension {dst.suffix or '(none)'!r}")
 
 
 def _timing(info: io.VideoInfo, factor: int | None, fps: Fraction | None, slowmo: bool,
@@ -133,22 +77,83 @@ def _timing(info: io.VideoInfo, factor: int | None, fps: Fraction | None, slowmo
     return pipeline.RateTimeline(rate), rate, 1 / rate, stretch
 
 
+#: the CRF range of the encoders that take one
+CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libsvtav1": (0, 63),
+              "libaom-av1": (0, 63)}
+
+
+@dataclass(frozen=True)
+class Request:
+    """A run's model-side request, checked against the specs before any input is opened."""
+
+    spec: interpolator.ModelSpec
+    options: interpolator.ModelOptions
+    upscaler: interpolator.ModelSpec | None = None
+    upscale_options: interpolator.ModelOptions | None = None
+
+
+def request(*, factor: int | None = None, fps: float | str | Fraction | None = None,
+            model: str = interpolator.DEFAULT_MODEL, weights: str | os.PathLike | None = None,
+            scale: float = 1.0, device: str = "auto", precision: str = "fp32",
+            scene_threshold: float = 0.3, dedup: bool = False, max_fps: float | str | Fraction | None = None,
+            upscale: int | None = None, upscale_model: str | None = None) -> Request:
+    """Check a run's values and its models' specs; :class:`UsageError` naming the value otherwise."""
+    if factor is not None and fps is not None:
+        raise UsageError(f"a factor ({factor}) and a frame rate ({fps}) together: give one")
+    if not 0.25 <= scale <= 1.0:
+        raise UsageError(f"scale must be within 0.25..1, not {scale:g}")
+    if not 0.0 <= scene_threshold <= 2.0:
+        raise UsageError(f"scene threshold must be within 0..2, not {scene_threshold:g}")
+    rate = parse_rate(fps) if fps is not None else None
+    if max_fps is not None:
+        parse_rate(max_fps)
+    spec = interpolator.get_spec(model, kind="interpolate")
+    options = interpolator.ModelOptions(device=device, weights=Path(weights) if weights else None,
+                                        scale=scale, precision=precision,
+                                        factor=2 if factor is None else factor,
+                                        retimed=dedup or max_fps is not None)
+    if rate is None:
+        spec.check(options)
+    else:  # the rate's ratio to the input's is known once the input is open
+        spec.check_setup(options)
+    if upscale is None:
+        if upscale_model:
+            raise UsageError(f"upscale model {upscale_model!r} given without an upscale factor")
+        return Request(spec, options)
+    up = stages.upscaler_for(upscale, upscale_model)
+    up_options = interpolator.ModelOptions(device=device, precision=precision, factor=upscale)
+    up.check(up_options)
+    return Request(spec, options, up, up_options)
+
+
+def _check_crf(codec: str | None, dst: Path, crf: int) -> None:
+    if io.is_pattern(str(dst)):
+        return
+    codec = codec or io.CONTAINER_CODECS.get(dst.suffix.lower(), io.DEFAULT_CODECS)[0]
+    low, high = CRF_RANGES.get(codec, (crf, crf))
+    if not low <= crf <= high:
+        raise UsageError(f"crf {crf} is outside {codec}'s range {low}..{high}")
+
+
 def convert(
     src: str | os.PathLike,
     dst: str | os.PathLike | None = None,
     *,
-    factor: int | None = 2,
+    factor: int | None = None,
     fps: float | str | Fraction | None = None,
     slowmo: bool = False,
-    model: str = "rife",
+    model: str = interpolator.DEFAULT_MODEL,
     weights: str | os.PathLike | None = None,
     scale: float = 1.0,
     device: str = "auto",
     precision: str = "fp32",
+    upscale: int | None = None,
+    upscale_model: str | None = None,
     codec: str | None = None,
     crf: int = 18,
     preset: str = "medium",
     pix_fmt: str | None = None,
+    encoder_opts: dict[str, str] | str | None = None,
     audio: bool = True,
     scene_detect: bool = True,
     scene_threshold: float = 0.3,
@@ -158,101 +163,61 @@ def convert(
     max_fps: float | str | Fraction | None = None,
     deinterlace: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    batch: outputs.Batch | None = None,
 ) -> ConvertResult:
     """Convert one video (or image sequence) into one with more frames.
 
-    ``factor`` N gives N times the frames (output frame k*N+j is at t = j/N between input frames k
-    and k+1); ``fps`` targets a frame rate instead; ``slowmo`` keeps the input rate so the result
-    plays N times slower (audio time-stretched, pitch kept).  ``dst`` defaults to
+    ``factor`` N (default 2) gives N times the frames (output frame k*N+j is at t = j/N between
+    input frames k and k+1); ``fps`` targets a frame rate instead; ``slowmo`` keeps the input rate
+    so the result plays N times slower (audio time-stretched, pitch kept).  ``dst`` defaults to
     ``<stem>.<N>x.<ext>`` beside the input; an existing folder puts that name inside it; a printf
     pattern (``out/%06d.png``) writes PNG frames.  The output appears only once complete.
     ``dedup`` drops repeated frames (animation on twos) and re-times the rest evenly;
     ``max_fps`` caps the output rate; ``deinterlace`` runs yadif on interlaced input.
+    ``upscale`` N resizes every output frame N times with ``upscale_model`` (default: the first
+    installed upscaler that makes N).
     ``on_progress(done, total)`` is called as input frames are consumed (total 0 if unknown).
+    ``batch`` holds the other inputs (and earlier outputs) of the same run: the output may be
+    none of them (see :mod:`slomo.outputs` for the rules every output follows).
 
-    Raises :class:`UsageError` for a wrong request, :class:`io.MediaError` for a bad input or
-    output, :class:`slomo.weights.WeightsError` for missing weights.
+    Raises :class:`UsageError` for a wrong request (checked before any output is opened),
+    :class:`MediaError` for a bad input or output, :class:`WeightsError` for missing weights.
     """
     src = str(src)
+    asked = request(factor=factor, fps=fps, model=model, weights=weights, scale=scale, device=device,
+                    precision=precision, scene_threshold=scene_threshold, dedup=dedup, max_fps=max_fps,
+                    upscale=upscale, upscale_model=upscale_model)
     rate = parse_rate(fps) if fps is not None else None
-    spec = _checked_spec(model, factor, rate)
+    factor = 2 if factor is None and rate is None else factor
     reader = io.open_input(src, parse_rate(input_fps))
     try:
         info = reader.info
-        tag = factor if rate is None else None
-        if dst is None:
-            dst_path = default_output(src, tag, rate, slowmo)
-        else:
-            dst_path = Path(dst)
-            if dst_path.is_dir() or str(dst).endswith(os.sep):
-                dst_path = default_output(src, tag, rate, slowmo, dst_path)
-        _check_output(src, dst_path, overwrite)
-        fixed = spec.timesteps == "fixed" and not spec.restores_keyframes
-        if fixed and (dedup or max_fps):
-            raise UsageError(f"model {spec.name} makes fixed timesteps only; "
-                             "use --model rife with --dedup or --max-fps")
-        if fixed and _fixed_factor_mismatch(spec, rate, info):
-            raise UsageError(f"model {spec.name} only makes {', '.join(map(str, spec.factors))}x; "
-                             "use --model rife for other rates")
-        options = model_options(spec, device, weights, scale=scale, precision=precision,
-                                factor=factor or 2)
+        pipeline.check_output_rate(rate or info.rate * factor, src)
+        pipeline.check_memory(asked.spec, info.width, info.height, src, (rate or info.rate * factor) / info.rate)
+        target = outputs.plan(src, dst, factor=factor if rate is None else None, fps=rate, slowmo=slowmo,
+                              overwrite=overwrite, batch=batch)
+        _check_crf(codec, target.path, crf)
         timing = _timing(info, factor, rate, slowmo, dedup,
                          parse_rate(max_fps) if max_fps is not None else None)
-        stages = _stages(spec, options, timing[0], factor if rate is None else None)
+        options = asked.options if rate is None else replace(asked.options, ratio=rate / info.rate)
+        plans = stages.interpolation(asked.spec, options, timing[0])
+        if asked.upscaler is not None:
+            plans.append(stages.upscaling(asked.upscaler, asked.upscale_options))
         scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
-        return _run(reader, stages, dst_path, timing, scenes, dedup, deinterlace,
-                    io.EncodeOptions(codec, crf, preset, pix_fmt, audio), on_progress)
+        return _run(reader, stages.build(plans), target, timing, scenes, dedup, deinterlace,
+                    io.EncodeOptions(codec, crf, preset, pix_fmt, audio, encoder_opts), on_progress)
     finally:
         reader.close()
 
 
-def _checked_spec(model: str, factor: int | None, rate: Fraction | None) -> interpolator.ModelSpec:
-    try:
-        spec = interpolator.get_spec(model)
-    except KeyError as exc:
-        raise UsageError(exc.args[0]) from None
-    if rate is not None:
-        return spec
-    if factor is None or int(factor) != factor or factor < (1 if spec.restores_keyframes else 2):
-        raise UsageError(f"factor must be an integer >= 2 (got {factor})")
-    if spec.restores_keyframes and factor > 2 and factor % 2:
-        raise UsageError(f"{spec.name} makes 2x itself and RIFE the rest: the factor must be 1 or even")
-    if spec.timesteps == "fixed" and not spec.restores_keyframes and factor not in spec.factors:
-        raise UsageError(f"model {spec.name} only makes {', '.join(map(str, spec.factors))}x; "
-                         f"use --model rife for factor {factor}")
-    return spec
-
-
-def _stages(spec: interpolator.ModelSpec, options: interpolator.ModelOptions,
-            timeline: pipeline.Timeline, factor: int | None) -> list[pipeline.Stage]:
-    """The model passes of a run: one, or for a deblurring model its own 1x/2x, then RIFE."""
-    net = interpolator.create(spec.name, options)
-    if not spec.restores_keyframes:
-        return [(net, timeline)]
-    if factor is not None and factor <= 2:
-        return [(net, pipeline.FactorTimeline(factor))]
-    follow = pipeline.FactorTimeline(factor // 2) if factor is not None else timeline
-    rife = interpolator.create("rife", replace(options, weights=None))
-    return [(net, pipeline.FactorTimeline(2)), (rife, follow)]
-
-
-def _fixed_factor_mismatch(spec, rate, info) -> bool:
-    """Whether a fixed-factor model is asked for a rate that is not one of its factors."""
-    if spec.timesteps != "fixed" or rate is None:
-        return False
-    ratio = rate / info.rate
-    return ratio.denominator != 1 or ratio not in spec.factors
-
-
-def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup: bool, deinterlace: bool,
-         encode: io.EncodeOptions, on_progress) -> ConvertResult:
+def _run(reader, chain: list[pipeline.Stage], target: outputs.Target, timing, scenes, dedup: bool,
+         deinterlace: bool, encode: io.EncodeOptions, on_progress) -> ConvertResult:
     started = time.perf_counter()
     info = reader.info
     _, out_rate, time_base, stretch = timing
     span: dict[str, Fraction] = {}  # first and last decoded times, duplicates included
     duplicates: list[Fraction] = []
     writer = None
-    dst.parent.mkdir(parents=True, exist_ok=True)
 
     def frames():
         for item in reader.frames(deinterlace):
@@ -265,10 +230,12 @@ def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup:
     def sink(t: Fraction, frame) -> None:
         nonlocal writer
         if writer is None:  # created on the first frame, once rotation and timing are known
-            if io.is_pattern(str(dst)):
-                writer = io.ImageSequenceWriter(str(dst), reader.info)
+            # sized by the frames the last stage makes (an upscaler changes the size)
+            made = replace(reader.info, height=frame.shape[0], width=frame.shape[1])
+            if target.is_sequence:
+                writer = io.ImageSequenceWriter(target, made)
             else:
-                writer = io.VideoWriter(dst, reader.info, out_rate, time_base, encode, stretch)
+                writer = io.VideoWriter(target, made, out_rate, time_base, encode, stretch)
         writer.write(t, frame)
 
     def last_duration(t: Fraction) -> Fraction:
@@ -285,38 +252,79 @@ def _run(reader, stages: list[pipeline.Stage], dst: Path, timing, scenes, dedup:
             on_progress(stats.frames_in, info.frames)
 
     try:
-        stats = pipeline.run(source, stages, sink, last_duration, scenes, progress)
+        stats = pipeline.run(source, chain, sink, last_duration, scenes, progress)
         stats.frames_in += len(duplicates)
         if stats.frames_in == 0:
-            raise io.MediaError("no video frames could be decoded")
+            raise MediaError("no video frames could be decoded")
         if stats.frames_in == 1:
-            raise io.MediaError("only one frame: nothing to interpolate between")
+            raise MediaError("only one frame: nothing to interpolate between")
         output = writer.close()
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
     return ConvertResult(
-        input=reader.path, output=str(output), model="+".join(m.spec.name for m, _ in stages), frames_in=stats.frames_in,
+        input=reader.path, output=str(output), model="+".join(m.spec.name for m, _ in chain),
+        frames_in=stats.frames_in,
         frames_out=stats.frames_out, seconds=round(time.perf_counter() - started, 3),
         input_fps=float(info.rate), output_fps=float(out_rate / stretch), cuts=stats.cuts,
         duplicates=len(duplicates))
 
 
-_OUTPUT_NAME = re.compile(r"^(?P<stem>.+)\.(slowmo)?(\d+x|[\d.]+fps)$")
+@dataclass
+class Failure:
+    """One input of a batch that was not converted, and why."""
+
+    input: str
+    error: str
+    usage: bool = False  # the request does not fit this input (a :class:`UsageError`)
 
 
-def find_videos(folder: Path, recursive: bool = False) -> list[Path]:
-    """Video files in ``folder`` (or below it), skipping slomo's own outputs of those inputs."""
-    pattern = "**/*" if recursive else "*"
-    videos = sorted(p for p in folder.glob(pattern)
-                    if p.is_file() and p.suffix.lower() in io.VIDEO_EXTENSIONS
-                    and not p.name.startswith("."))
-    names = {p.name for p in videos}
+@dataclass
+class BatchResult:
+    converted: list[ConvertResult] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
 
-    def is_output(path: Path) -> bool:
-        match = _OUTPUT_NAME.match(path.stem)
-        return bool(match) and any(n.startswith(match["stem"] + ".") and n != path.name
-                                   and not _OUTPUT_NAME.match(Path(n).stem) for n in names)
 
-    return [p for p in videos if not is_output(p)]
+#: the options of :func:`convert` that :func:`request` checks
+_REQUEST_OPTIONS = ("factor", "fps", "model", "weights", "scale", "device", "precision", "scene_threshold",
+                    "dedup", "max_fps", "upscale", "upscale_model")
+
+
+def convert_many(
+    inputs: Sequence[str | os.PathLike],
+    dst: str | os.PathLike | None = None,
+    *,
+    recursive: bool = False,
+    on_start: Callable[[str], Callable[[int, int], None] | None] | None = None,
+    on_done: Callable[[str, ConvertResult | BaseException], None] | None = None,
+    **options,
+) -> BatchResult:
+    """Convert several inputs (files, folders of videos, image patterns) with the same options.
+
+    The request is checked once (a :class:`UsageError` before any input is read); then each input
+    succeeds or fails on its own, a failing one (a usage error that concerns only it included)
+    never stopping the others.  ``dst`` is a folder (or a pattern) when there are several inputs.
+    ``on_start(input)`` may return that input's ``on_progress``; ``on_done(input, result or
+    error)`` is called after each.
+    """
+    request(**{k: options[k] for k in _REQUEST_OPTIONS if k in options})
+    jobs = outputs.batch_jobs(map(str, inputs), None if dst is None else str(dst), recursive)
+    written = outputs.Batch(job.src for job in jobs if not job.problem)
+    batch = BatchResult()
+    for job in jobs:
+        try:
+            if job.problem:
+                raise MediaError(job.problem)
+            result = convert(job.src, job.output, on_progress=on_start(job.src) if on_start else None,
+                             batch=written, **options)
+        except (SlomoError, ValueError, OSError, RuntimeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            batch.failed.append(Failure(job.src, reason, isinstance(exc, UsageError)))
+            if on_done:
+                on_done(job.src, exc)
+            continue
+        batch.converted.append(result)
+        if on_done:
+            on_done(job.src, result)
+    return batch

@@ -36,19 +36,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .errors import MediaError, UsageError
+
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
 DEFAULT_SIZES = ("360p", "720p", "1080p", "4k")
-#: models benchmarked at 4K, and the ``scale`` they run at there
-FOUR_K = {"flow": 1.0, "blend": 1.0, "rife": 0.5}
 SAMPLE = "bigbuckbunny.mp4"
-
-
-class BenchError(Exception):
-    """A benchmark could not run at all."""
-
-
-class BenchUsageError(BenchError):
-    """The request itself is wrong."""
 
 
 @dataclass(frozen=True)
@@ -93,38 +85,36 @@ def plan(models: list[str] | None = None, sizes: list[str] | None = None,
          modes: list[str] | None = None, device: str = "auto", quick: bool = False) -> Plan:
     """The cases to run: every model x size x mode, 4K only for the models that can."""
     from . import interpolator
-    from .api import UsageError, resolve_device
 
     if models:
         names = []
         for name in models:
             try:
-                names.append(interpolator.get_spec(name.strip()).name)
-            except KeyError as exc:
-                raise BenchUsageError(f"--models: {exc.args[0]}") from None
+                names.append(interpolator.get_spec(name.strip(), kind="interpolate").name)
+            except UsageError as exc:
+                raise UsageError(f"models: {exc}") from None
     else:
-        names = [spec.name for spec in interpolator.available()]
+        names = [spec.name for spec in interpolator.available("interpolate")]
     size_list = [s.strip().lower() for s in sizes] if sizes else list(DEFAULT_SIZES)
     for s in size_list:
         if s not in SIZES:
-            raise BenchUsageError(f"--sizes: unknown size {s!r} (known: {', '.join(SIZES)})")
+            raise UsageError(f"sizes: unknown size {s!r} (known: {', '.join(SIZES)})")
     mode_list = [m.strip() for m in (modes or ["model", "pipeline"]) if m.strip()]
     for m in mode_list:
         if m not in ("model", "pipeline"):
-            raise BenchUsageError(f"--modes: unknown mode {m!r} (known: model, pipeline)")
-    try:
-        device = resolve_device(device)
-    except UsageError as exc:
-        raise BenchUsageError(f"--device: {exc}") from None
+            raise UsageError(f"modes: unknown mode {m!r} (known: model, pipeline)")
+    device = interpolator.resolve_device(device)
     cases, skipped = [], []
     for name in names:
+        spec = interpolator.get_spec(name)
         for size in size_list:
-            if size == "4k" and name not in FOUR_K:
+            four_k = size == "4k"
+            if four_k and spec.scale_at_4k is None:
                 if sizes:  # asked for explicitly: say why it is absent
                     skipped.append({"model": name, "size": size,
                                     "skipped": "not benchmarked at 4K (too slow or too much memory)"})
                 continue
-            scale = FOUR_K[name] if size == "4k" else 1.0
+            scale = spec.scale_at_4k if four_k else 1.0
             cases += [Case(name, size, mode, scale) for mode in mode_list]
     return Plan(cases, device, QUICK if quick else Settings(), skipped)
 
@@ -143,7 +133,7 @@ def sample_path() -> Path:
     try:
         return samples.fetch(folder / SAMPLE)
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise BenchError(f"{folder / SAMPLE}: cannot fetch the sample footage ({exc})") from None
+        raise MediaError(f"{folder / SAMPLE}: cannot fetch the sample footage ({exc})") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,7 +167,7 @@ def sample_frames(sample: Path, count: int, width: int, height: int, start: int 
     finally:
         reader.close()
     if len(frames) < count:
-        raise BenchError(f"{sample}: fewer than {start + count} frames")
+        raise MediaError(f"{sample}: fewer than {start + count} frames")
     return frames
 
 
@@ -187,7 +177,7 @@ def make_clip(sample: Path, dst: Path, frames: int, width: int, height: int,
     import av
 
     from . import io
-    from .interpolator import from_frame
+    from .frames import from_frame
 
     reader = io.open_input(str(sample))
     rate = reader.info.rate
@@ -232,17 +222,23 @@ def _runs(warm_seconds: float, bounds: tuple[int, int], budget: float) -> int:
 
 def _build(case: Case, device: str):
     from . import interpolator
-    from .api import model_options
 
     spec = interpolator.get_spec(case.model)
-    return spec, interpolator.create(spec.name, model_options(spec, device, scale=case.scale))
+    options = interpolator.ModelOptions(device=_device_for(spec, device), scale=case.scale)
+    return spec, interpolator.create(spec, options)
+
+
+def _device_for(spec, device: str) -> str:
+    """The benchmark's device where the model runs on it, else the model's own (the CPU for the
+    classical models)."""
+    return device if device.split(":")[0] in spec.devices else "auto"
 
 
 def run_case(case: Case, device: str, settings: Settings, sample: Path, clips: dict) -> dict:
     """Measure one case in this process (called in a fresh subprocess by :func:`run`)."""
     import torch  # noqa: F401  (imported before the baseline, as every model run has it)
 
-    from . import api, interpolator  # noqa: F401
+    from . import api, interpolator
     from .weights import WeightsError
 
     base = _memory_mb("VmRSS")
@@ -270,8 +266,9 @@ def run_case(case: Case, device: str, settings: Settings, sample: Path, clips: d
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 def convert(src):
-                    result = api.convert(src, str(Path(tmp) / "out.mp4"), factor=2,
-                                         model=case.model, device=device, scale=case.scale,
+                    result = api.convert(src, str(Path(tmp) / "out.mp4"), factor=2, model=case.model,
+                                         device=_device_for(interpolator.get_spec(case.model), device),
+                                         scale=case.scale,
                                          overwrite=True, audio=False)
                     return result.frames_in / result.seconds, result.seconds
 
@@ -436,6 +433,8 @@ def print_table(results: list[dict], plan: Plan) -> None:
 
 def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
     """A markdown report: the machine, the method, the table, what was skipped."""
+    from . import interpolator
+
     info = machine()
     s = plan.settings
     lines = [
@@ -475,7 +474,8 @@ def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
         "- **MB**: peak resident memory of the process that ran the case (`VmHWM`), "
         "interpreter and torch included; each case runs in its own process.",
         "- 4K only for the models that handle it: "
-        + ", ".join(f"{m} (scale {v:g})" for m, v in FOUR_K.items()) + ".",
+        + ", ".join(f"{spec.name} (scale {spec.scale_at_4k:g})" for spec in interpolator.available()
+                    if spec.scale_at_4k is not None) + ".",
         "",
         "## Results",
         "",
@@ -493,9 +493,9 @@ def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
     if notes:
         lines += ["", "## Skipped or failed", ""] + [f"- {n}" for n in notes]
     lines += ["", "Regenerate with `make bench` (or `slomo bench --write docs/benchmarks.md`).", ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    return path
+    from .outputs import write_file
+
+    return write_file(path, lambda partial: partial.write_text("\n".join(lines)))
 
 
 def _child(argv: list[str]) -> int:

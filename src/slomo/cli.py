@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .errors import SlomoError, UsageError
 
 COMMANDS = ("models", "weights", "eval", "bench")
 
@@ -26,8 +27,33 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _exit_at_once(signum, frame) -> None:
+    """Leave without unwinding: while torch is imported nothing is written yet, and a
+    KeyboardInterrupt raised inside its C++ initialisers can abort the process (``terminate``)."""
+    os.write(2, b"slomo: error: interrupted\n")
+    os._exit(128 + signum)
+
+
+def _import_torch() -> None:
+    """Import torch with Ctrl-C and SIGTERM exiting at once (see :func:`_exit_at_once`); the
+    commands that run models call this first, the others (``--help``, ``models``, ``weights
+    list``) never pay for torch."""
+    handlers = {sig: signal.signal(sig, _exit_at_once) for sig in (signal.SIGINT, signal.SIGTERM)}
+    import torch  # noqa: F401
+
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
 class _ConvertByDefault(click.Group):
     """``slomo INPUT ...`` runs convert; ``slomo models`` etc. run the named command."""
+
+    def invoke(self, ctx):
+        """Run the command; an interrupt ends it with status 130 and one line."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
@@ -35,6 +61,16 @@ class _ConvertByDefault(click.Group):
         elif not args:
             args = ["--help"]
         return super().parse_args(ctx, args)
+
+    def main(self, *args, **kwargs):
+        """click's own usage errors as the contract's one line, ``slomo: error: <reason>``, status 2."""
+        try:
+            status = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            _fail(exc.format_message(), 2)
+        except click.Abort:
+            _fail("interrupted", 130)
+        sys.exit(status if isinstance(status, int) else 0)
 
 
 @click.group(cls=_ConvertByDefault, context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,25 +99,6 @@ def _progress_reporter(quiet: bool, json_out: bool):
                     console=Console(stderr=True), transient=True)
 
 
-def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, str | None]]:
-    """Each input as (path, error): folders become their videos; a missing path stays an error."""
-    from . import api, io
-
-    expanded = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            videos = api.find_videos(path, recursive)
-            if not videos:
-                expanded.append((item, "no video files in this folder"))
-            expanded += [(str(v), None) for v in videos]
-        elif io.is_pattern(item) or path.exists():
-            expanded.append((item, None))
-        else:
-            expanded.append((item, "no such file"))
-    return expanded
-
-
 @main.command("convert", context_settings={"ignore_unknown_options": False})
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output file, folder, or image pattern out/%06d.png.")
@@ -96,10 +113,13 @@ def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, 
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
               show_default=True, help="Model arithmetic (bf16 on CPU/CUDA, fp16 on CUDA).")
+@click.option("--upscale", type=int, default=None, help="Also enlarge every frame N times.")
+@click.option("--upscale-model", default=None, help="Upscaler (default: the first that makes N).")
 @click.option("--codec", default=None, help="Video encoder (default libx264; vp9 for .webm).")
 @click.option("--crf", type=int, default=18, show_default=True)
 @click.option("--preset", default="medium", show_default=True)
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the source's).")
+@click.option("--encoder-opts", default=None, help="Encoder options k=v:k=v (x264/x265 params).")
 @click.option("--no-audio", is_flag=True, help="Drop audio.")
 @click.option("--scene-threshold", type=click.FloatRange(0.0, 2.0), default=0.3, show_default=True,
               help="Cut score above which frames belong to different shots.")
@@ -116,78 +136,69 @@ def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[str, 
 def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_scene_detect,
                     recursive, quiet, json_out, debug, **settings):
     """Convert videos, folders of videos or image sequences."""
-    from . import api, io
-    from .weights import WeightsError
+    _import_torch()
+    from . import api, interpolator
 
     logging.basicConfig(format="slomo: warning: %(message)s", level=logging.WARNING)
-    if factor is not None and fps is not None:
-        _fail("use either --factor or --fps, not both", 2)
     if deblur:
-        if model not in (None, "bin"):
-            _fail("--deblur uses the bin model; drop --model", 2)
-        model = "bin"
-    model = model or "rife"
-    factor = factor if factor is not None or fps is not None else 2
-    jobs = _expand_inputs(inputs, recursive)
-    if len(jobs) > 1 and output and not io.is_pattern(output):
-        if Path(output).suffix and not Path(output).is_dir():
-            _fail(f"{output}: several inputs need an output folder, not a file", 2)
-        output = os.path.join(output, "")  # a folder, created when needed
+        deblurring = interpolator.get_spec("deblur")
+        if model is not None and interpolator.get_spec(model) is not deblurring:
+            _fail(f"{model}: deblurring uses its own model, {deblurring.name}; give one of the two", 2)
+        model = deblurring.name
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
     progress = _progress_reporter(quiet, json_out)
-    results, failures = [], []
+
+    def on_start(src: str):
+        if not progress:
+            return None
+        task = progress.add_task(Path(src).name, total=None, rate=0.0)
+        tasks[src] = task
+
+        def on_progress(done, total):
+            elapsed = progress.tasks[task].elapsed or 0
+            progress.update(task, completed=done, total=total or None,
+                            rate=done / elapsed if elapsed else 0.0)
+        return on_progress
+
+    def on_done(src: str, outcome) -> None:
+        if src in tasks:
+            progress.remove_task(tasks.pop(src))
+        if isinstance(outcome, BaseException):
+            if debug:
+                traceback.print_exception(outcome)
+            reason = str(outcome).splitlines()[0] if str(outcome) else outcome.__class__.__name__
+            click.echo(f"slomo: error: {src}: {reason}", err=True)
+        elif not quiet and not json_out:
+            click.echo(f"{outcome.input} -> {outcome.output}: {outcome.frames_in} -> "
+                       f"{outcome.frames_out} frames, {outcome.output_fps:g} fps, "
+                       f"{outcome.seconds:.1f} s ({outcome.speed:.1f} frames/s)", err=True)
+
+    tasks: dict[str, int] = {}
     if progress:
         progress.start()
     try:
-        for src, problem in jobs:
-            if problem:
-                failures.append({"input": src, "error": problem})
-                click.echo(f"slomo: error: {src}: {problem}", err=True)
-                continue
-            task = progress.add_task(Path(src).name, total=None, rate=0.0) if progress else None
-
-            def on_progress(done, total, task=task):
-                if progress:
-                    elapsed = progress.tasks[task].elapsed or 0
-                    progress.update(task, completed=done, total=total or None,
-                                    rate=done / elapsed if elapsed else 0.0)
-
-            try:
-                result = api.convert(src, output, factor=factor, fps=fps, model=model,
-                                     audio=not no_audio, scene_detect=not no_scene_detect,
-                                     on_progress=on_progress, **settings)
-            except api.UsageError as exc:
-                if debug:
-                    traceback.print_exc()
-                _fail(f"{src}: {exc}", 2)
-            except (io.MediaError, WeightsError, ValueError, OSError, RuntimeError) as exc:
-                if debug:
-                    traceback.print_exc()
-                reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-                failures.append({"input": src, "error": reason})
-                click.echo(f"slomo: error: {src}: {reason}", err=True)
-                continue
-            finally:
-                if progress and task is not None:
-                    progress.remove_task(task)
-            results.append(result)
-            if not quiet and not json_out:
-                click.echo(f"{result.input} -> {result.output}: {result.frames_in} -> "
-                           f"{result.frames_out} frames, {result.output_fps:g} fps, "
-                           f"{result.seconds:.1f} s ({result.speed:.1f} frames/s)", err=True)
+        batch = api.convert_many(inputs, output, recursive=recursive, on_start=on_start, on_done=on_done,
+                                 factor=factor, fps=fps,
+                                 model=interpolator.DEFAULT_MODEL if model is None else model,
+                                 audio=not no_audio, scene_detect=not no_scene_detect, **settings)
+    except UsageError as exc:  # the request itself, whatever the input
+        if debug:
+            traceback.print_exc()
+        _fail(f"{inputs[0]}: {exc}" if len(inputs) == 1 else str(exc), 2)
     except KeyboardInterrupt:
         _fail("interrupted; no partial output was left", 130)
     finally:
         if progress:
             progress.stop()
 
+    failures = [{"input": f.input, "error": f.error} for f in batch.failed]
     if json_out:
-        click.echo(json.dumps({"converted": [r.to_dict() for r in results], "failed": failures},
+        click.echo(json.dumps({"converted": [r.to_dict() for r in batch.converted], "failed": failures},
                               indent=2))
-    elif len(jobs) > 1 and not quiet:
-        _batch_table(results, failures)
-    sys.exit(1 if failures else 0)
+    elif len(batch.converted) + len(batch.failed) > 1 and not quiet:
+        _batch_table(batch.converted, failures)
+    single = len(batch.converted) + len(batch.failed) == 1
+    sys.exit(2 if single and batch.failed and batch.failed[0].usage else 1 if batch.failed else 0)
 
 
 def _batch_table(results, failures) -> None:
@@ -267,7 +278,7 @@ def weights_fetch(name):
 
     try:
         click.echo(f"{name}: {weights.fetch(name)}")
-    except weights.WeightsError as exc:
+    except SlomoError as exc:
         _fail(f"{name}: {exc}", 1)
 
 
@@ -276,11 +287,12 @@ def weights_fetch(name):
 @click.argument("file", type=click.Path())
 def weights_import(name, file):
     """Register a checkpoint you downloaded yourself, after verifying it loads."""
+    _import_torch()
     from . import weights
 
     try:
         click.echo(f"{name}: {weights.import_file(name, Path(file))}")
-    except weights.WeightsError as exc:
+    except SlomoError as exc:
         _fail(f"{file}: {exc}", 1)
 
 
@@ -288,8 +300,8 @@ def weights_import(name, file):
 @click.argument("source")
 @click.option("-f", "--factor", type=int, default=2, show_default=True,
               help="Keep every N-th frame of a video and rebuild the others.")
-@click.option("-m", "--model", "models", default="flow,ffmpeg-mci,blend", show_default=True,
-              help="Comma-separated models to compare.")
+@click.option("-m", "--model", "models", default=None,
+              help="Comma-separated models to compare (default: those that need no weights).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most K sequences of a dataset, K rebuilt frames of a video.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
@@ -309,10 +321,14 @@ def eval_command(source, factor, models, limit, device, scale, weights, json_out
     SOURCE is a video, a folder of videos, a Middlebury "other" folder (other-data/,
     other-gt-interp/) or a Vimeo-90K triplet folder (sequences/, tri_testlist.txt).
     """
-    from . import evaluate, io
+    _import_torch()
+    from . import evaluate, interpolator
 
     logging.basicConfig(format="slomo: warning: %(message)s", level=logging.WARNING)
-    names = [m.strip() for m in models.split(",") if m.strip()]
+    if models is None:
+        names = [s.name for s in interpolator.available("interpolate") if not s.checkpoints]
+    else:
+        names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
         _fail(f"{source}: --model names no model", 2)
     if plot:
@@ -325,22 +341,20 @@ def eval_command(source, factor, models, limit, device, scale, weights, json_out
                                                device=device, scale=scale, weights=weights,
                                                worst_k=worst if save_diff else 0)
         if plot:
-            evaluate.plot(per_model, Path(plot))
+            evaluate.plot(per_model, Path(plot), protect=[source])
         written = []
         if save_diff:
             for name, kept in worst_frames.items():
-                written += evaluate.save_diffs(name, kept, Path(save_diff))
-    except evaluate.EvalUsageError as exc:
+                written += evaluate.save_diffs(name, kept, Path(save_diff), protect=[source])
+    except UsageError as exc:
         if debug:
             traceback.print_exc()
         _fail(str(exc), 2)
-    except (evaluate.EvalError, io.MediaError, ValueError, OSError, RuntimeError) as exc:
+    except (SlomoError, ValueError, OSError, RuntimeError) as exc:
         if debug:
             traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        if isinstance(exc, io.MediaError):
-            message = f"{source}: {message}"
-        _fail(message, 1)
+        _fail(message if str(source) in message else f"{source}: {message}", 1)
     records = evaluate.records(per_model)
     if json_out:
         click.echo(json.dumps(records, indent=2))
@@ -394,20 +408,21 @@ def _eval_table(records, factor) -> None:
 @click.option("--debug", is_flag=True, help="Tracebacks on errors.")
 def bench_command(models, sizes, quick, device, modes, json_out, write_to, debug):
     """Speed and peak memory per model and resolution, on this machine."""
+    _import_torch()
     from . import bench
 
     try:
         plan = bench.plan(models=models.split(",") if models else None,
                           sizes=sizes.split(",") if sizes else None,
                           modes=modes.split(","), device=device, quick=quick)
-    except bench.BenchUsageError as exc:
+    except UsageError as exc:
         _fail(str(exc), 2)
     progress = None if json_out else (lambda line: click.echo(line, err=True))
     try:
         results = bench.run(plan, on_result=progress)
         if write_to:
             bench.write_report(results, plan, Path(write_to))
-    except (bench.BenchError, OSError, RuntimeError) as exc:
+    except (SlomoError, OSError, RuntimeError) as exc:
         if debug:
             traceback.print_exc()
         _fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__, 1)

@@ -46,18 +46,12 @@ from typing import Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from . import interpolator, io, pipeline
+from . import interpolator, io, outputs, pipeline
+from .errors import MediaError, UsageError, WeightsError
+from .frames import from_frame, to_frame
 
 PSNR_CAP = 100.0
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
-
-
-class EvalError(Exception):
-    """A source or model problem, reported in one line (naming the file it concerns)."""
-
-
-class EvalUsageError(EvalError):
-    """The request itself is wrong: unknown model, impossible factor, ambiguous options."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -66,7 +60,7 @@ class EvalUsageError(EvalError):
 
 def to_uint8(frame: np.ndarray) -> np.ndarray:
     """A float frame in [0, 1] rounded to 8 bits as the encoder rounds it."""
-    return frame if frame.dtype == np.uint8 else interpolator.from_frame(frame)
+    return frame if frame.dtype == np.uint8 else from_frame(frame)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -124,7 +118,7 @@ class Clip:
 def _read_png(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise EvalError(f"{path}: not an image")
+        raise MediaError(f"{path}: not an image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -137,7 +131,7 @@ def _image_clip(name: str, kind: str, paths: Sequence[Path | None]) -> Clip:
                 yield Fraction(i, 2), None
             else:
                 image = _read_png(path)
-                yield Fraction(i, 2), image if i % 2 else interpolator.to_frame(image)
+                yield Fraction(i, 2), image if i % 2 else to_frame(image)
 
     return Clip(name, 2, frames, kind)
 
@@ -158,7 +152,7 @@ def _video_clip(path: Path, factor: int, limit: int | None) -> Clip:
     try:
         io.open_input(str(path)).close()
     except io.MediaError as exc:
-        raise EvalError(f"{path}: {exc}") from None
+        raise MediaError(f"{path}: {exc}") from None
     return Clip(path.name, factor, frames, "video")
 
 
@@ -176,7 +170,7 @@ def _middlebury(root: Path, limit: int | None) -> list[Clip]:
         data = root / "other-data" / seq
         f10, f11 = data / "frame10.png", data / "frame11.png"
         if not (f10.is_file() and f11.is_file()):
-            raise EvalError(f"{data}: frame10.png or frame11.png missing")
+            raise MediaError(f"{data}: frame10.png or frame11.png missing")
         f09, f12 = data / "frame09.png", data / "frame12.png"
         if f09.is_file() and f12.is_file():
             paths = [f09, None, f10, gt, f11, None, f12]
@@ -184,7 +178,7 @@ def _middlebury(root: Path, limit: int | None) -> list[Clip]:
             paths = [f10, gt, f11]
         clips.append(_image_clip(seq, "middlebury", paths))
     if not clips:
-        raise EvalError(f"{root}: no other-gt-interp/<seq>/frame10i11.png")
+        raise MediaError(f"{root}: no other-gt-interp/<seq>/frame10i11.png")
     return clips[:limit]
 
 
@@ -203,10 +197,10 @@ def _vimeo(root: Path, limit: int | None) -> list[Clip]:
         paths = [folder / f"im{i}.png" for i in (1, 2, 3)]
         missing = [p.name for p in paths if not p.is_file()]
         if missing:
-            raise EvalError(f"{folder}: missing {', '.join(missing)}")
+            raise MediaError(f"{folder}: missing {', '.join(missing)}")
         clips.append(_image_clip(name, "vimeo", paths))
     if not clips:
-        raise EvalError(f"{root}: no triplets under sequences/")
+        raise MediaError(f"{root}: no triplets under sequences/")
     return clips
 
 
@@ -214,9 +208,9 @@ def find_clips(source: str | Path, factor: int = 2, limit: int | None = None) ->
     """The clips of a video, a folder of videos, a Middlebury or a Vimeo-90K folder."""
     path = Path(source)
     if factor < 2:
-        raise EvalUsageError(f"{path}: --factor must be at least 2")
+        raise UsageError(f"{path}: --factor must be at least 2")
     if not path.exists():
-        raise EvalError(f"{path}: no such file or folder")
+        raise MediaError(f"{path}: no such file or folder")
     if path.is_file():
         return [_video_clip(path, factor, limit)]
     root = _middlebury_root(path)
@@ -224,11 +218,11 @@ def find_clips(source: str | Path, factor: int = 2, limit: int | None = None) ->
         return _middlebury(root, limit)
     if (path / "sequences").is_dir():
         return _vimeo(path, limit)
-    from .api import find_videos
+    from .outputs import find_videos
 
     videos = find_videos(path)
     if not videos:
-        raise EvalError(f"{path}: no videos, Middlebury other-data/other-gt-interp, "
+        raise MediaError(f"{path}: no videos, Middlebury other-data/other-gt-interp, "
                         "or Vimeo-90K sequences/ here")
     return [_video_clip(v, factor, limit) for v in videos]
 
@@ -318,9 +312,9 @@ def evaluate_clip(model: interpolator.Interpolator, clip: Clip, limit: int | Non
         for index, (t, frame) in enumerate(clip.frames()):
             if index % clip.factor == 0:
                 if frame is None:
-                    raise EvalError(f"{clip.name}: input frame {index} missing")
+                    raise MediaError(f"{clip.name}: input frame {index} missing")
                 if size and frame.shape != size[0]:
-                    raise EvalError(f"{clip.name}: frame {index} is {frame.shape[1]}x"
+                    raise MediaError(f"{clip.name}: frame {index} is {frame.shape[1]}x"
                                     f"{frame.shape[0]}, not {size[0][1]}x{size[0][0]}")
                 size.append(frame.shape)
                 inputs.append(index)
@@ -341,7 +335,7 @@ def evaluate_clip(model: interpolator.Interpolator, clip: Clip, limit: int | Non
             break
         out = to_uint8(frame)
         if out.shape != gt.shape:
-            raise EvalError(f"{clip.name}: ground truth is {gt.shape[1]}x{gt.shape[0]}, "
+            raise MediaError(f"{clip.name}: ground truth is {gt.shape[1]}x{gt.shape[0]}, "
                             f"output {out.shape[1]}x{out.shape[0]}")
         scored = Scored(clip.name, index, psnr(out, gt), ssim(out, gt),
                         interpolation_error(out, gt) if clip.kind == "middlebury" else None)
@@ -350,24 +344,19 @@ def evaluate_clip(model: interpolator.Interpolator, clip: Clip, limit: int | Non
             worst.offer(scored, gt, out)
     result.seconds = timed.seconds
     if not inputs:
-        raise EvalError(f"{clip.name}: no frames could be read")
+        raise MediaError(f"{clip.name}: no frames could be read")
     return result
 
 
 def load_model(name: str, factor: int, device: str = "auto", scale: float = 1.0,
                weights: str | Path | None = None) -> interpolator.Interpolator:
-    """A model as ``slomo convert`` would build it, checked against the factor."""
-    from .api import model_options
-
-    try:
-        spec = interpolator.get_spec(name)
-    except KeyError as exc:
-        raise EvalUsageError(exc.args[0]) from None
-    if spec.timesteps == "fixed" and factor not in spec.factors:
-        raise EvalUsageError(f"model {spec.name} only makes "
-                        f"{', '.join(map(str, spec.factors))}x, not {factor}x")
-    return interpolator.create(spec.name, model_options(spec, device, weights, scale=scale,
-                                                        factor=factor))
+    """A model as ``slomo convert`` would build it, checked against the factor by its spec."""
+    spec = interpolator.get_spec(name, kind="interpolate")
+    options = interpolator.ModelOptions(device=device, weights=Path(weights) if weights else None,
+                                        scale=scale, factor=factor)
+    if spec.own_factor(options) not in (None, factor):  # alone, without the model that follows it
+        raise UsageError(f"model {spec.name} alone makes {spec.factors[-1]}x, not {factor}x")
+    return interpolator.create(spec, options)
 
 
 def overall(model: str, results: Sequence[Result]) -> Result:
@@ -383,15 +372,16 @@ def overall(model: str, results: Sequence[Result]) -> Result:
 # outputs
 
 
-def plot(per_model: dict[str, list[Result]], path: Path) -> Path:
-    """PSNR per rebuilt frame, one line per model (needs matplotlib)."""
+def plot(per_model: dict[str, list[Result]], path: Path, protect: Sequence[str | Path] = ()) -> Path:
+    """PSNR per rebuilt frame, one line per model (needs matplotlib); never onto ``protect``
+    (the source), and in place only once written (:func:`slomo.outputs.write_file`)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise EvalError(f"{path}: --plot needs matplotlib (pip install 'slomo[plot]')") from None
+        raise MediaError(f"{path}: --plot needs matplotlib (pip install 'slomo[plot]')") from None
     fig, ax = plt.subplots(figsize=(10, 4.5))
     boundaries = []
     single = all(len(results) == 1 for results in per_model.values())
@@ -412,15 +402,16 @@ def plot(per_model: dict[str, list[Result]], path: Path) -> Path:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    try:
+        return outputs.write_file(path, lambda partial: fig.savefig(partial, dpi=120), protect)
+    finally:
+        plt.close(fig)
 
 
-def save_diffs(model: str, worst: Worst, folder: Path, amplify: float = 4.0) -> list[Path]:
-    """Ground truth | output | error (amplified, colour-mapped) side by side, worst frames."""
-    folder.mkdir(parents=True, exist_ok=True)
+def save_diffs(model: str, worst: Worst, folder: Path, amplify: float = 4.0,
+               protect: Sequence[str | Path] = ()) -> list[Path]:
+    """Ground truth | output | error (amplified, colour-mapped) side by side, worst frames;
+    never onto ``protect`` (the source), each in place only once written."""
     written = []
     for rank, (scored, truth, output) in enumerate(worst.frames(), 1):
         error = np.abs(truth.astype(np.int16) - output.astype(np.int16)).mean(axis=-1)
@@ -436,9 +427,14 @@ def save_diffs(model: str, worst: Worst, folder: Path, amplify: float = 4.0) -> 
                         0.7 * scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
         clip = scored.clip.replace("/", "_")
         name = folder / f"{model}.{rank:02d}.{clip}.{scored.index:05d}.png"
-        cv2.imwrite(str(name), panel)
-        written.append(name)
+        written.append(outputs.write_file(name, lambda partial: _write_image(partial, panel, name), protect))
     return written
+
+
+def _write_image(path: Path, image: np.ndarray, name: Path) -> None:
+    """cv2.imwrite says only True or False: a False is an error, not a missing file later."""
+    if not cv2.imwrite(str(path), image):
+        raise MediaError(f"{name}: cannot write this image")
 
 
 def run(source: str | Path, models: Sequence[str], factor: int = 2, limit: int | None = None,
@@ -448,30 +444,23 @@ def run(source: str | Path, models: Sequence[str], factor: int = 2, limit: int |
     """Evaluate ``models`` on ``source``: per-model lists of per-clip results, and worst frames."""
     for name in models:  # unknown names fail before any work
         try:
-            interpolator.get_spec(name)
-        except KeyError as exc:
-            raise EvalUsageError(f"{source}: {exc.args[0]}") from None
+            interpolator.get_spec(name, kind="interpolate")
+        except UsageError as exc:
+            raise UsageError(f"{source}: {exc}") from None
     clips = find_clips(source, factor, limit)
-    if weights and sum(bool(interpolator.get_spec(m).weights) for m in models) > 1:
-        raise EvalUsageError(f"{weights}: --weights is ambiguous with several models that "
-                             "load weights")
+    if weights and sum(bool(interpolator.get_spec(m).checkpoints) for m in models) > 1:
+        raise UsageError(f"{weights}: --weights is ambiguous with several models that "
+                         "load weights")
     per_model: dict[str, list[Result]] = {}
     worst: dict[str, Worst] = {}
     for name in models:
         clip_factor = clips[0].factor
         try:
             model = load_model(name, clip_factor, device, scale, weights)
-        except EvalUsageError as exc:
-            raise EvalUsageError(f"{source}: {exc}") from None
-        except Exception as exc:  # missing or unloadable weights, unavailable device
-            from .api import UsageError
-            from .weights import WeightsError
-
-            if isinstance(exc, UsageError):
-                raise EvalUsageError(f"{name}: {exc}") from None
-            if isinstance(exc, WeightsError):
-                raise EvalError(f"{name}: {exc}") from None
-            raise
+        except UsageError as exc:
+            raise UsageError(f"{source}: {exc}") from None
+        except WeightsError as exc:
+            raise WeightsError(f"{name}: {exc}") from None
         key = model.spec.name
         per_model[key] = []
         worst[key] = Worst(worst_k) if worst_k else None

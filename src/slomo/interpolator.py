@@ -1,86 +1,221 @@
-"""The one interface every interpolator implements, and the registry that finds them by name.
+"""The one interface every stage model implements, its spec, and the registry that finds them by name.
 
-A model file in ``slomo.models`` defines an :class:`Interpolator` subclass and registers a
-:class:`ModelSpec` for it with :func:`register`.  The pipeline only ever talks to this interface,
-so adding a model never touches the pipeline.
+A model file in ``slomo.models`` defines an :class:`Interpolator` subclass and the
+:class:`~slomo.weights.Weights` it loads, and registers a :class:`ModelSpec` with :func:`register`.
+The spec alone answers what the model can do (factors, timesteps, devices, precisions, scales, which
+checkpoint serves a run, what follows it when it cannot do a run alone), so the API, the CLI,
+``eval`` and ``bench`` ask it and name no model; :func:`create` checks a run against it, resolves
+device, dtype and checkpoint once, and hands them to the model's factory.
 
-Frames cross the interface as ``float32`` numpy arrays of shape ``(H, W, 3)``, RGB in ``[0, 1]``:
-one format whatever the source's bit depth, cheap to hand to OpenCV or to torch.
+Frames cross the interface as :data:`slomo.frames.Frame`.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
+from . import weights as _weights
+from .errors import UsageError
+from .frames import Frame
+from .weights import Weights
 
-Frame = np.ndarray
+#: The interpolator of a run that names none, and the one that finishes what a model cannot do alone.
+DEFAULT_MODEL = "rife"
 
-
-def to_frame(array: np.ndarray) -> Frame:
-    """An 8- or 16-bit RGB image as a :data:`Frame`."""
-    scale = 255.0 if array.dtype == np.uint8 else 65535.0
-    return np.multiply(array, np.float32(1.0 / scale), dtype=np.float32)
-
-
-def from_frame(frame: Frame, bits: int = 8) -> np.ndarray:
-    """A :data:`Frame` rounded to 8-bit (``bits <= 8``) or 16-bit RGB."""
-    if bits <= 8:
-        return (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return (np.clip(frame, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
-
-#: Modules that register models when imported; imported lazily so ``slomo --help`` stays fast.
+#: Modules that register models when imported.
 MODEL_MODULES = (
     "slomo.models.rife",
     "slomo.models.flavr",
     "slomo.models.bin",
+    "slomo.models.dain",
+    "slomo.models.memcnet",
     "slomo.models.flow",
     "slomo.models.blend",
     "slomo.models.ffmpeg_mci",
+    "slomo.models.realesrgan",
 )
+
+#: What a stage does to the stream: makes frames between the input ones, or resizes each frame.
+KINDS = ("interpolate", "upscale")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """What a run asks of a model; each model uses the fields that concern it."""
+    """What a run asks of one model; each model uses the fields that concern it.
 
-    device: str = "cpu"  # a resolved torch device string: "cpu", "cuda", "cuda:1", "mps"
-    weights: Path | None = None  # a checkpoint in its authors' format; None: the manifest default
+    ``device`` may be ``"auto"``; :func:`create` hands the factory a copy with the device resolved and
+    ``checkpoint`` set to the verified file to load.
+    """
+
+    device: str = "cpu"  # "auto", "cpu", "cuda", "cuda:1", "mps"
+    weights: Path | None = None  # a checkpoint in its authors' format; None: the spec's choice
     scale: float = 1.0  # compute motion at this fraction of the resolution
     precision: str = "fp32"  # "fp32", "bf16" (CPU or CUDA), "fp16" (CUDA)
-    factor: int = 2  # the run's frame-count factor, for models whose checkpoint depends on it
+    #: frames per input frame (interpolators), or the size factor (upscalers)
+    factor: int = 2
+    #: output rate / input rate of a run that targets a frame rate; None for a factor run
+    ratio: Fraction | None = None
+    #: frames at arbitrary times (de-duplicated input, a capped rate): no fixed factor serves it
+    retimed: bool = False
+    checkpoint: Path | None = None  # resolved by :func:`create`
+
+    @property
+    def run_factor(self) -> int | None:
+        """Frames per input frame the run needs, or None when its times fit no whole factor."""
+        if self.retimed:
+            return None
+        if self.ratio is None:
+            return self.factor
+        return int(self.ratio) if self.ratio.denominator == 1 else None
+
+    @property
+    def dtype(self):
+        """The torch dtype of ``precision`` (imports torch: for factories only)."""
+        import torch
+
+        return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+
+
+def _listed(values) -> str:
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def _factors(factors: Sequence[int]) -> str:
+    """``(2, 4, 8)`` as "2x, 4x and 8x"."""
+    named = [f"{f}x" for f in factors]
+    return " and ".join(filter(None, (", ".join(named[:-1]), named[-1])))
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the pipeline and ``slomo models`` need to know about an interpolator."""
+    """Everything the pipeline, the API and ``slomo models`` need to know about a stage model."""
 
     name: str
     summary: str
+    #: builds the model from resolved options (device concrete, ``checkpoint`` located)
     factory: Callable[[ModelOptions], "Interpolator"]
-    #: frames of context: 2 gives (i, i+1); 4 gives (i-1, i, i+1, i+2). Frames between the two
-    #: middle ones of the window are produced.
+    kind: str = "interpolate"
+    #: frames of context: 1 gives (i); 2 gives (i, i+1); 4 gives (i-1, i, i+1, i+2). Frames between
+    #: the two middle ones of the window are produced.
     window: int = 2
     #: "any": any t in (0, 1); "midpoint": only t = 0.5 (others by bisection);
     #: "fixed": exactly t = j/N for the factors in ``factors``
     timesteps: str = "any"
+    #: the run factors a "fixed" interpolator makes; the size factors of an upscaler
     factors: tuple[int, ...] = ()
-    #: manifest entries it loads; empty when it needs no weights
-    weights: tuple[str, ...] = ()
+    #: the checkpoints it can load, the first being the default; empty when it needs none
+    checkpoints: tuple[Weights, ...] = ()
     devices: tuple[str, ...] = ("cpu",)
-    #: True when the model also rewrites the input frames (t = 0), as a deblurring model does
+    precisions: tuple[str, ...] = ("fp32",)
+    #: the motion scales it computes at; None: any
+    scales: tuple[float, ...] | None = (1.0,)
+    #: True when the model also rewrites the input frames (t = 0): a deblurring model, an upscaler
     restores_keyframes: bool = False
     #: True when outputs depend on earlier calls (recurrent state), reset at scene cuts
     stateful: bool = False
+    #: the model that makes the rest of a run this one cannot make alone (it makes ``factors[-1]``)
+    followed_by: str | None = None
+    #: the scale it is benchmarked at on 4K frames; None: not benchmarked at 4K
+    scale_at_4k: float | None = None
     aliases: tuple[str, ...] = field(default=())
+    #: peak memory of a call, bytes per frame pixel: for one timestep, and for each further one
+    #: (measured by benchmarks/memory_per_pixel.py)
+    memory_per_pixel: tuple[int, int] = (0, 0)
+    #: turns the files of a checkpoint published in another format (a source with ``"convert"``,
+    #: e.g. an ncnn model) into a state dict of this model, at fetch time; None: none are
+    convert: Callable[[Weights, dict[str, Path]], dict] | None = None
+
+    @property
+    def weights(self) -> tuple[str, ...]:
+        """The names of its checkpoints."""
+        return tuple(w.name for w in self.checkpoints)
+
+    def check(self, options: ModelOptions) -> None:
+        """Refuse, with a :class:`UsageError` naming the value, a run this model cannot do."""
+        self.check_setup(options)
+        if self.kind == "upscale":
+            if options.factor not in self.factors:
+                raise UsageError(f"model {self.name} upscales {_factors(self.factors)} only, "
+                                 f"not {options.factor}x")
+        else:
+            self._check_frames(options)
+
+    def check_setup(self, options: ModelOptions) -> None:
+        """The checks that need no input: weights, device, precision, scale."""
+        if options.weights is not None and not self.checkpoints:
+            raise UsageError(f"model {self.name} uses no weights (got {options.weights})")
+        if not DEVICE_PATTERN.fullmatch(options.device):
+            raise UsageError(f"unknown device {options.device!r} (auto, cpu, cuda, cuda:N, mps)")
+        if options.device != "auto" and options.device.split(":")[0] not in self.devices:
+            raise UsageError(f"model {self.name} runs on {_listed(self.devices)} only, "
+                             f"not {options.device!r}")
+        if options.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {options.precision!r} ({_listed(PRECISIONS)})")
+        if options.precision not in self.precisions:
+            raise UsageError(f"model {self.name} computes in {_listed(self.precisions)} only, "
+                             f"not {options.precision!r}")
+        if self.scales is not None and options.scale not in self.scales:
+            raise UsageError(f"model {self.name} computes motion at scale {_listed(self.scales)} only, "
+                             f"not {options.scale:g}")
+
+    def _check_frames(self, options: ModelOptions) -> None:
+        """Whether the times the run asks for are ones this interpolator (and its follower) make."""
+        if options.ratio is None and (int(options.factor) != options.factor
+                                      or options.factor < (1 if self.restores_keyframes else 2)):
+            raise UsageError(f"factor must be an integer >= 2 (got {options.factor})")
+        factor = options.run_factor
+        if self.timesteps != "fixed":
+            return
+        own = self.factors[-1]
+        if self.followed_by:
+            if options.ratio is None and factor not in (1, own) and factor % own:
+                raise UsageError(f"{self.name} makes {own}x itself and {self.followed_by} the rest: "
+                                 f"the factor must be 1 or a multiple of {own}, not {factor}")
+            return
+        if factor not in self.factors:
+            asked = f"{factor}x" if factor else ("frames at other times" if options.retimed
+                                                 else f"{float(options.ratio):g} times the rate")
+            raise UsageError(f"model {self.name} only makes {_factors(self.factors)}, not {asked}; "
+                             f"model {DEFAULT_MODEL} makes any rate")
+
+    def own_factor(self, options: ModelOptions) -> int | None:
+        """The factor this model makes itself when a follower makes the rest; None when it makes all."""
+        if not self.followed_by:
+            return None
+        factor = options.run_factor if options.ratio is None else None
+        return factor if factor in (1, self.factors[-1]) else self.factors[-1]
+
+    def checkpoint_for(self, options: ModelOptions) -> Weights | None:
+        """The checkpoint that serves a run: the one made for its factor, else the default."""
+        if not self.checkpoints:
+            return None
+        # a model followed by another always runs its own largest factor
+        factor = (options.factor if self.kind == "upscale" else self.factors[-1] if self.followed_by
+                  else options.run_factor)
+        specific = [w for w in self.checkpoints if w.factor is not None]
+        if not specific:
+            return self.checkpoints[0]
+        for w in specific:
+            if w.factor == factor:
+                return w
+        raise UsageError(f"model {self.name} has no checkpoint for {factor}x "
+                         f"(it has {_factors([w.factor for w in specific])})")
 
 
 class Interpolator(ABC):
-    """Synthesizes frames between the two middle frames of a window."""
+    """A stage model: synthesizes frames between the two middle frames of a window.
+
+    An upscaler is one too: window 1, asked only for t = 0 (``restores_keyframes``), returning the
+    frame at its new size.
+    """
 
     spec: ModelSpec  # attached by :func:`create`
 
@@ -103,6 +238,11 @@ _loaded = False
 
 def register(spec: ModelSpec) -> ModelSpec:
     """Add a model to the registry (called at import time by each model module)."""
+    if spec.kind not in KINDS:
+        raise ValueError(f"model {spec.name}: unknown kind {spec.kind!r} ({_listed(KINDS)})")
+    for w in spec.checkpoints:
+        if w.model != spec.name:
+            raise ValueError(f"model {spec.name}: checkpoint {w.name} is declared for {w.model}")
     _REGISTRY[spec.name] = spec
     for alias in spec.aliases:
         _ALIASES[alias] = spec.name
@@ -117,26 +257,68 @@ def _load_all() -> None:
         _loaded = True
 
 
-def available() -> list[ModelSpec]:
-    """All registered models, in registration order."""
+def available(kind: str | None = None) -> list[ModelSpec]:
+    """All registered models (of ``kind``, if given), in registration order."""
     _load_all()
-    return list(_REGISTRY.values())
+    return [s for s in _REGISTRY.values() if kind is None or s.kind == kind]
 
 
-def get_spec(name: str) -> ModelSpec:
-    """The spec of a model by name or alias; ``KeyError`` with the known names otherwise."""
+def get_spec(name: str, kind: str | None = None) -> ModelSpec:
+    """The spec of a model by name or alias; :class:`UsageError` with the known names otherwise."""
     _load_all()
-    name = _ALIASES.get(name, name)
-    if name not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"unknown model {name!r} (known: {known})")
-    return _REGISTRY[name]
+    spec = _REGISTRY.get(_ALIASES.get(name, name))
+    if spec is None or (kind is not None and spec.kind != kind):
+        known = ", ".join(s.name for s in available(kind))
+        what = "model" if kind in (None, "interpolate") else f"{kind} model"
+        raise UsageError(f"unknown {what} {name!r} (known: {known or 'none installed'})")
+    return spec
 
 
-def create(name: str, options: ModelOptions | None = None) -> Interpolator:
-    """Build a ready-to-run interpolator by name; it carries its spec as ``.spec``."""
-    spec = get_spec(name)
-    model = spec.factory(options or ModelOptions())
+def checkpoints() -> list[Weights]:
+    """Every registered model's checkpoints: the data ``manifest.json`` is generated from."""
+    return [w for spec in available() for w in spec.checkpoints]
+
+
+def resolve_device(device: str, supported: Sequence[str] = ("cpu", "cuda", "mps")) -> str:
+    """``auto`` becomes the best available of the ``supported`` devices; explicit ones are checked.
+
+    A CPU-only model resolves without importing torch.
+    """
+    if device == "cpu" or (device == "auto" and tuple(supported) == ("cpu",)):
+        return "cpu"
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise UsageError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N, mps)")
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    has_mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if device == "auto":
+        if has_cuda and "cuda" in supported:
+            return "cuda"
+        return "mps" if has_mps and "mps" in supported else "cpu"
+    if device.startswith("cuda") and not has_cuda:
+        raise UsageError(f"device {device!r} requested but CUDA is not available")
+    if device == "mps" and not has_mps:
+        raise UsageError("device 'mps' requested but MPS is not available")
+    return device
+
+
+def resolve(spec: ModelSpec, options: ModelOptions) -> ModelOptions:
+    """``options`` checked against ``spec``, with device and checkpoint resolved (the checkpoint's
+    file is located, and fetched if missing)."""
+    spec.check(options)
+    device = resolve_device(options.device, spec.devices)
+    if options.precision == "fp16" and not device.startswith("cuda"):
+        raise UsageError(f"precision 'fp16' needs a CUDA device, not {device!r}; use 'bf16' or 'fp32'")
+    entry = spec.checkpoint_for(options)
+    checkpoint = _weights.locate(entry.name, options.weights) if entry else None
+    return replace(options, device=device, checkpoint=checkpoint)
+
+
+def create(name: str | ModelSpec, options: ModelOptions | None = None) -> Interpolator:
+    """Build a ready-to-run model by name (or spec); it carries its spec as ``.spec``."""
+    spec = name if isinstance(name, ModelSpec) else get_spec(name)
+    model = spec.factory(resolve(spec, options or ModelOptions()))
     model.spec = spec
     return model
 

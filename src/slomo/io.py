@@ -9,22 +9,31 @@ survive the round trip.  Image sequences (``frames/%06d.png``) are read and writ
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import glob
+import itertools
 import logging
 import os
 import re
-from dataclasses import dataclass, replace
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
 
 import av
+import av.logging
 import cv2
 import numpy as np
 
 from . import colour
-from .errors import MediaError
-from .interpolator import from_frame, to_frame
+from .errors import MediaError, UsageError
+from .frames import from_frame, to_frame
+
+if TYPE_CHECKING:
+    from .outputs import Target
 
 log = logging.getLogger("slomo")
 
@@ -56,6 +65,11 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None = None
     side_streams: bool = False  # audio or subtitles to carry over
     is_sequence: bool = False
+    codec: str = ""  # the source's video format (h264, hevc, prores, ...)
+    tags: dict[str, str] = field(default_factory=dict)  # the container's title and global tags
+    video_tags: dict[str, str] = field(default_factory=dict)  # the video stream's language, title
+    video_disposition: int = 0  # the video stream's default/forced/... flags
+    chapters: tuple[dict, ...] = ()  # as PyAV gives them: start, end, time_base, metadata
 
 
 def is_pattern(path: str) -> bool:
@@ -83,7 +97,8 @@ class VideoReader:
         if os.path.isdir(self.path):
             raise MediaError("is a folder")
         try:
-            self._container = av.open(self.path, metadata_errors="ignore")
+            with _libav_log():
+                self._container = av.open(self.path, metadata_errors="ignore")
         except av.FFmpegError as exc:
             raise MediaError(f"not a video PyAV can open ({_ffmpeg_reason(exc)})") from None
         if not self._container.streams.video:
@@ -120,6 +135,11 @@ class VideoReader:
             colorspace=int(cc.colorspace),
             sample_aspect_ratio=Fraction(sar) if sar else None,
             side_streams=bool(self._container.streams.audio or self._container.streams.subtitles),
+            codec=cc.name,
+            tags=_content_tags(self._container.metadata),
+            video_tags=_content_tags(s.metadata),
+            video_disposition=int(s.disposition),
+            chapters=tuple(self._container.chapters()),
         )
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
@@ -153,37 +173,79 @@ class VideoReader:
     def frames(self, deinterlace: bool = False) -> Iterator[tuple[Fraction, np.ndarray]]:
         """Yield ``(time in seconds, float32 RGB frame)`` in presentation order.
 
-        Times come from the frames' timestamps; a frame without one, or with the same one as its
-        predecessor, is placed one frame period later, and one going backwards is dropped.
+        Times come from the frames' timestamps in the time base they carry (a filter such as
+        yadif has its own); :func:`frame_times` fills in missing and repeated ones.
         """
-        tb, step = self.info.time_base, 1 / self.info.rate
         rgb = _rgb_format(self.info.bit_depth)
-        last: Fraction | None = None
         frames = self._decoded()
         if deinterlace:
             frames = self._deinterlaced(frames)
-        for frame in frames:
-            if last is None:
+        first = True
+        for time, frame in frame_times(frames, self.info.time_base, self.info.rate, self.path):
+            if first:
+                first = False
                 self.info = replace(self.info, rotation=int(frame.rotation or 0))
                 if frame.interlaced_frame and not deinterlace:
                     log.warning("%s: the video is interlaced; --deinterlace gives cleaner results",
                                 self.path)
-            time = Fraction(frame.pts) * tb if frame.pts is not None else None
-            if last is not None and (time is None or time <= last):
-                if time is not None and time < last:
-                    log.warning("%s: dropped a frame whose timestamp goes backwards", self.path)
-                    continue
-                time = last + step
-            last = time if time is not None else Fraction(0)
             if colour.supports(frame.format.name):
-                yield last, colour.to_rgb(frame, int(frame.colorspace), int(frame.color_range))
+                yield time, colour.to_rgb(frame, int(frame.colorspace), int(frame.color_range))
             else:
                 array = frame.to_ndarray(format=rgb, src_colorspace=frame.colorspace or None,
                                          src_color_range=frame.color_range, dst_color_range=2)
-                yield last, to_frame(array)
+                yield time, to_frame(array)
 
     def close(self) -> None:
         self._container.close()
+
+
+#: Leading frames without a timestamp held back (decoded, so bounded) to go before the first timed one.
+_UNTIMED_LEAD = 32
+_MADE_UP_TIMES = ("%s: some frames have no timestamp or repeat one; each is placed one frame period "
+                  "(1/%s s) after the previous")
+
+
+def _best_effort_time(frame, stream_time_base: Fraction) -> Fraction | None:
+    """The frame's time as ffmpeg's best_effort_timestamp guesses it: pts, else the packet's dts,
+    in the frame's own time base where it has one (filters change it)."""
+    stamp = frame.pts if frame.pts is not None else frame.dts
+    if stamp is None:
+        return None
+    return Fraction(stamp) * Fraction(frame.time_base or stream_time_base)
+
+
+def frame_times(frames: Iterator, time_base: Fraction, rate: Fraction,
+                path: str) -> Iterator[tuple[Fraction, object]]:
+    """Pair every frame with a strictly increasing time; no frame is dropped.
+
+    A frame without a timestamp, or with one not after its predecessor's (repeated, or going
+    backwards), is placed one frame period (1/rate) after the previous frame, as ffmpeg does.
+    Frames without one before the first timed frame (a stream cut by copying) are placed one
+    period apart just before it.  One warning per file says how the times were made up.
+    """
+    step = 1 / rate
+    lead: list = []  # leading frames without a time, held until the first timed one
+    last: Fraction | None = None
+    warned = False
+    for frame in frames:
+        time = _best_effort_time(frame, time_base)
+        if last is None and time is None and len(lead) < _UNTIMED_LEAD:
+            lead.append(frame)
+            continue
+        if not warned and (lead or time is None or (last is not None and time <= last)):
+            warned = True
+            log.warning(_MADE_UP_TIMES, path, rate)
+        if lead:  # just before this frame; from 0 if there are too many to hold or it has no time
+            start = time - len(lead) * step if time is not None else Fraction(0)
+            yield from ((start + index * step, held) for index, held in enumerate(lead))
+            last, lead = start + (len(lead) - 1) * step, []
+        if time is None or (last is not None and time <= last):
+            time = last + step if last is not None else Fraction(0)
+        last = time
+        yield time, frame
+    if lead:  # no frame had a time at all
+        log.warning(_MADE_UP_TIMES, path, rate)
+        yield from ((index * step, held) for index, held in enumerate(lead))
 
 
 class ImageSequenceReader:
@@ -191,7 +253,7 @@ class ImageSequenceReader:
 
     def __init__(self, pattern: str, fps: Fraction):
         self.path = pattern
-        self.files = _sequence_files(pattern)
+        self.files = sequence_files(pattern)
         if not self.files:
             raise MediaError("no images match the pattern")
         first = cv2.imread(self.files[0], cv2.IMREAD_UNCHANGED)
@@ -220,7 +282,7 @@ class ImageSequenceReader:
         pass
 
 
-def _sequence_files(pattern: str) -> list[str]:
+def sequence_files(pattern: str) -> list[str]:
     """Files matching a printf pattern, sorted by their number."""
     match = re.search(r"%0?(\d*)d", pattern)
     head, tail = pattern[: match.start()], pattern[match.end():]
@@ -238,63 +300,147 @@ def open_input(path: str, fps: Fraction = Fraction(30)):
 
 
 def _ffmpeg_reason(exc: Exception) -> str:
+    """Why libav failed in words: the message it logged where :func:`_libav_log` caught one (an
+    error number alone says "Device or resource busy" for a picture size it refuses)."""
+    logged = getattr(exc, "log", None)
+    if logged and logged[2]:
+        return logged[2].strip()
     return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+
+
+@contextlib.contextmanager
+def _libav_log() -> Iterator[list]:
+    """libav's warnings and errors while the block runs, as (level, source, text); its exceptions
+    then carry the reason in words (``exc.log``).  libav says why only in its log."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.WARNING)
+    try:
+        with av.logging.Capture() as captured:
+            yield captured
+    finally:
+        av.logging.set_level(level)
 
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    codec: str | None = None  # None: the container's default (libx264; libvpx-vp9 for .webm)
+    codec: str | None = None  # None: see choose_codec
     crf: int = 18
     preset: str = "medium"
-    pix_fmt: str | None = None  # None: the source's where the codec allows
+    pix_fmt: str | None = None  # None: see choose_pix_fmt
     audio: bool = True
+    encoder_opts: dict[str, str] | str | None = None  # encoder options, a dict or "k=v:k=v"
+
+
+#: The encoder that makes the source's own format: its output plays where the source played.
+_OWN_FORMAT_ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "ffv1": "ffv1"}
+#: Codec tags players need: Apple's players take HEVC in MP4/MOV only as hvc1 (ffmpeg writes hev1).
+_CODEC_TAGS = {("hevc", "mp4"): "hvc1", ("hevc", "mov"): "hvc1", ("hevc", "ipod"): "hvc1"}
+
+
+def choose_codec(info: VideoInfo, out, requested: str | None) -> str:
+    """The encoder for a run: the requested one; else the source's own format when the container
+    takes it (H.264 stays H.264, 10-bit HEVC stays 10-bit HEVC); else the container's default,
+    which for sources deeper than 8 bits (ProRes, 10-bit DNxHR) is HEVC Main 10: 10-bit H.264
+    (High 10) or 4:2:2 play in few players, HEVC Main 10 4:2:0 plays wherever HEVC does."""
+    if requested:
+        return requested
+    own = _OWN_FORMAT_ENCODERS.get(info.codec)
+    if own and info.codec in out.supported_codecs and own in av.codecs_available:
+        return own
+    if out.format.name == "webm":
+        return CONTAINER_CODECS[".webm"][0]
+    if info.bit_depth > 8 and "hevc" in out.supported_codecs:
+        return "libx265"
+    return DEFAULT_CODECS[0]
 
 
 def choose_pix_fmt(codec: str, info: VideoInfo, requested: str | None) -> str:
-    """The source's pixel format where the encoder takes it, else the nearest it does."""
+    """The requested pixel format; else the source's when the output keeps its format (it played
+    there); else 4:2:0 (8 or 10 bits, as the source), the one layout every player decodes."""
     supported = [f.name for f in av.codec.Codec(codec, "w").video_formats or ()]
     if requested:
         if supported and requested not in supported:
-            raise MediaError(f"{codec} cannot encode pixel format {requested}")
+            raise UsageError(f"{codec} cannot encode pixel format {requested!r} "
+                             f"(it takes {', '.join(supported)})")
         return requested
-    odd = info.width % 2 or info.height % 2
-    candidates = [] if info.is_sequence else [info.pix_fmt]
+    keeps_format = _OWN_FORMAT_ENCODERS.get(info.codec) == codec and not info.is_sequence
+    candidates = [info.pix_fmt] if keeps_format else []
     if info.bit_depth > 8:
-        candidates += ["yuv444p10le" if odd else "yuv420p10le"]
-    candidates += ["yuv444p" if odd else "yuv420p"]
+        candidates.append("yuv420p10le")
+    candidates.append("yuv420p")
     for name in candidates:
-        chroma_subsampled = name.startswith(("yuv420", "yuvj420", "nv12", "yuv422", "yuvj422"))
-        if (not supported or name in supported) and not (odd and chroma_subsampled):
+        if not supported or name in supported:
             return name
     return supported[0]
+
+
+def even_size(pix_fmt: str, width: int, height: int) -> tuple[int, int]:
+    """The frame size ``pix_fmt``'s chroma subsampling can hold: odd sides grow by one pixel."""
+    planes = av.VideoFormat(pix_fmt, 2, 2).components
+    chroma = planes[1] if len(planes) > 1 else planes[0]  # of a 2x2 frame: 1 where subsampled
+    return width + width % (3 - chroma.width), height + height % (3 - chroma.height)
+
+
+def encoder_options(codec: str, options: EncodeOptions) -> dict[str, str]:
+    """Quality settings the encoder understands, then the user's ``encoder_opts``: for libx264 and
+    libx265 those are x264/x265 parameters (as ffmpeg's ``-x264-params``), for others the
+    encoder's own options."""
+    user = parse_encoder_opts(options.encoder_opts)
+    if codec in ("libx264", "libx265"):
+        settings = {"crf": str(options.crf), "preset": options.preset}
+        if user:
+            settings[f"{codec[3:]}-params"] = ":".join(f"{k}={v}" for k, v in user.items())
+        return settings
+    if codec in ("libvpx-vp9", "libsvtav1", "libaom-av1"):
+        return {"crf": str(options.crf), "b": "0", **user}
+    return user
+
+
+def parse_encoder_opts(opts: dict[str, str] | str | None) -> dict[str, str]:
+    """``{"keyint": 60}`` or ``"keyint=60:bframes=3"`` as a dict of strings."""
+    if not opts:
+        return {}
+    if isinstance(opts, dict):
+        return {str(k): str(v) for k, v in opts.items()}
+    pairs = {}
+    for item in opts.split(":"):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"encoder option {item!r} in {opts!r} is not key=value")
+        pairs[key] = value
+    return pairs
 
 
 class VideoWriter:
     """Encodes frames into a temporary file and moves it into place only when complete.
 
+    ``target`` (:mod:`slomo.outputs`) says where, and lands the file safely.
     ``time_scale`` stretches every timestamp (slow motion): video frames arrive with times in
     source seconds, audio and subtitles are copied from ``source`` stretched the same way (audio
     re-timed with libavfilter's atempo so the pitch is kept).  Audio is muxed as the video
     advances, so memory stays bounded and the file is interleaved.
     """
 
-    def __init__(self, dst: str | os.PathLike, info: VideoInfo, rate: Fraction, time_base: Fraction,
+    def __init__(self, target: Target, info: VideoInfo, rate: Fraction, time_base: Fraction,
                  options: EncodeOptions = EncodeOptions(), time_scale: Fraction = Fraction(1)):
-        self.dst = Path(dst)
-        self.partial = self.dst.with_name(f".{self.dst.stem}.partial{self.dst.suffix}")
+        self.dst = target.path
+        self._landing = target.land()
         self.info = info
         self.time_base = time_base * time_scale
         self.time_scale = time_scale
-        video_codec, audio_codec = CONTAINER_CODECS.get(self.dst.suffix.lower(), DEFAULT_CODECS)
-        codec = options.codec or video_codec
+        audio_codec = CONTAINER_CODECS.get(self.dst.suffix.lower(), DEFAULT_CODECS)[1]
         try:
-            self._out = av.open(str(self.partial), "w")
+            self._out = av.open(str(self._landing.path), "w")
         except (av.FFmpegError, ValueError) as exc:
+            self._landing.discard()
             raise MediaError(f"cannot write {self.dst.suffix or 'this'} files ({_ffmpeg_reason(exc)})") from None
         try:
+            codec = choose_codec(info, self._out, options.codec)
             self._video = self._add_video(codec, rate / time_scale, options)
+            _carry_metadata(info, self._out, self._video, time_scale)
             self._side = _StreamCopier(info, self._out, audio_codec, time_scale, options.audio) if (
                 info.side_streams and not info.is_sequence) else None
+            self._start(codec, rate / time_scale)
         except Exception:
             self.abort()
             raise
@@ -302,12 +448,19 @@ class VideoWriter:
 
     def _add_video(self, codec: str, rate: Fraction, options: EncodeOptions):
         try:
-            stream = self._out.add_stream(codec, rate=_limit(rate))
-        except (av.FFmpegError, ValueError) as exc:
-            raise MediaError(f"unknown or unsupported codec {codec!r} ({_ffmpeg_reason(exc)})") from None
+            kind = av.codec.Codec(codec, "w").type
+        except (av.FFmpegError, ValueError):
+            raise UsageError(f"{self.dst}: unknown video encoder {codec!r}") from None
+        if kind != "video":
+            raise UsageError(f"{self.dst}: {codec!r} is an {kind} encoder, not a video one")
+        stream = self._out.add_stream(codec, rate=_limit(rate))
         info = self.info
-        stream.width, stream.height = info.width, info.height
         stream.pix_fmt = self._pix_fmt = choose_pix_fmt(codec, info, options.pix_fmt)
+        stream.width, stream.height = even_size(self._pix_fmt, info.width, info.height)
+        if (stream.width, stream.height) != (info.width, info.height):
+            log.warning("%s: %dx%d padded to %dx%d (edge pixels repeated) for %s, which most players "
+                        "need; ask for a 4:4:4 pixel format to keep the size", self.dst, info.width,
+                        info.height, stream.width, stream.height, self._pix_fmt)
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
         cc = stream.codec_context
@@ -315,17 +468,47 @@ class VideoWriter:
         cc.color_trc, cc.colorspace = info.color_trc, info.colorspace
         if info.sample_aspect_ratio:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
-        if codec in ("libx264", "libx265"):
-            stream.options = {"crf": str(options.crf), "preset": options.preset}
-        elif codec in ("libvpx-vp9", "libsvtav1", "libaom-av1"):
-            stream.options = {"crf": str(options.crf), "b": "0"}
+        tag = _CODEC_TAGS.get((cc.codec.canonical_name, self._out.format.name))
+        if tag:
+            cc.codec_tag = tag
+        stream.options = self._options = encoder_options(codec, options)
         if info.rotation:
             stream.set_display_rotation(info.rotation)
         self._bit_depth = 16 if any(d in self._pix_fmt for d in ("10", "12", "16")) else 8
         return stream
 
+    def _start(self, codec: str, rate: Fraction) -> None:
+        """Open the encoders and write the header, so a refusal is told in words before any frame
+        is made: the library's own messages, not an error number; an encoder option the encoder
+        does not take or cannot parse is a usage error, not silently dropped.  Then check that
+        the container's time unit can tell the output frames apart (Matroska and WebM count in
+        milliseconds whatever is asked)."""
+        try:
+            with _libav_log() as messages:
+                self._out.start_encoding()
+        except (av.FFmpegError, ValueError) as exc:
+            logged = getattr(exc, "log", None)
+            who = logged[1] if logged and logged[1] else codec
+            raise MediaError(f"{self.dst}: {who} refuses to start (video: {codec} {self._pix_fmt} "
+                             f"{self._video.width}x{self._video.height} {self._options}): "
+                             f"{_ffmpeg_reason(exc)}") from None
+        unused = dict(self._video.codec_context.options or {})
+        refused = [text.strip() for _, _, text in messages if "option" in text]
+        refused += [f"no option {key}={value}" for key, value in unused.items()]
+        if refused:
+            raise UsageError(f"{self.dst}: {codec} encoder options {self._options}: "
+                             f"{'; '.join(refused)}")
+        unit = Fraction(self._video.time_base)
+        if unit > 1 / rate:
+            raise MediaError(f"{self.dst}: the {self._out.format.name} container keeps times in steps of "
+                             f"{unit} s, too coarse for {float(rate):g} frames per second; "
+                             "write .mp4 or .mov, or ask for a lower rate")
+
     def write(self, time: Fraction, frame: np.ndarray) -> None:
         """Encode one frame shown at ``time`` (source seconds, before stretching)."""
+        pad_y, pad_x = self._video.height - frame.shape[0], self._video.width - frame.shape[1]
+        if pad_y or pad_x:
+            frame = np.pad(frame, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
         if colour.supports(self._pix_fmt):
             vf = colour.from_rgb(frame, self._pix_fmt, self.info.colorspace, self.info.color_range)
         else:
@@ -353,8 +536,7 @@ class VideoWriter:
         except BaseException:
             self.abort()
             raise
-        os.replace(self.partial, self.dst)
-        return self.dst
+        return self._landing.commit()
 
     def abort(self) -> None:
         """Drop the partial file."""
@@ -362,7 +544,7 @@ class VideoWriter:
             self._out.close()
         except Exception:  # the container may already be unusable; the file goes anyway
             pass
-        self.partial.unlink(missing_ok=True)
+        self._landing.discard()
 
 
 def _limit(rate: Fraction) -> Fraction:
@@ -370,34 +552,116 @@ def _limit(rate: Fraction) -> Fraction:
     return rate.limit_denominator(1_000_000)
 
 
+#: Audio copied as it is into these containers (by muxer name): what their players play.  The
+#: muxers take more (PCM in MP4, opus in MOV fails late); anything else is re-encoded.
+_PLAYABLE_AUDIO = {
+    "mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
+    "mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be",
+            "pcm_f32le", "pcm_f32be"},
+    "webm": {"opus", "vorbis"},
+}
+_PLAYABLE_AUDIO["ipod"] = _PLAYABLE_AUDIO["3gp"] = _PLAYABLE_AUDIO["mp4"]
+#: The layouts an encoder takes, by channel count, where it takes only some (ffmpeg picks from the
+#: encoder's list, which PyAV does not show): libopus's are Vorbis's.  Others keep the source's.
+_ENCODER_LAYOUTS = {"libopus": {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1",
+                                8: "7.1"}}
+#: Stream tags that describe the source file's encoding, not the content: not carried over.
+_ENCODING_TAGS = {"encoder", "duration", "number_of_frames", "number_of_bytes", "bps"}
+#: Text subtitles converted for containers that only take their own text format.
+_TEXT_SUBTITLES = {"subrip", "srt", "text"}
+
+
+def plays_in(codec: str, out) -> bool:
+    """Whether audio in ``codec`` can be copied into the output container as it is."""
+    playable = _PLAYABLE_AUDIO.get(out.format.name)
+    return codec in playable if playable is not None else codec in out.supported_codecs
+
+
+def _content_tags(metadata: dict[str, str]) -> dict[str, str]:
+    """Tags about the content (title, language, comment), without those about the old encoding."""
+    return {k: v for k, v in metadata.items()
+            if k.lower() not in _ENCODING_TAGS and not k.upper().startswith("_STATISTICS")}
+
+
+def _copy_stream_tags(source, target) -> None:
+    """Language, title and the default/forced flags, as ffmpeg keeps them."""
+    target.metadata.update(_content_tags(source.metadata))
+    target.disposition = source.disposition
+
+
+def _carry_metadata(info: VideoInfo, out, video, time_scale: Fraction) -> None:
+    """The container's title and global tags, the video stream's language and flags, and the
+    chapters, stretched with slow motion so they stay with their scenes (as ffmpeg keeps them)."""
+    out.metadata.update(info.tags)
+    video.metadata.update(info.video_tags)
+    video.disposition = info.video_disposition
+    out.set_chapters([{**chapter, "start": round(chapter["start"] * time_scale),
+                       "end": round(chapter["end"] * time_scale)} for chapter in info.chapters])
+
+
+def _open_again(path: str):
+    """A second reader of ``path`` for its audio and subtitles.  A pipe (``<(ffmpeg ...)``, a
+    FIFO) can be read only once: opening it again would wait for a writer that never comes."""
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot open it again for its audio ({exc.strerror})") from None
+    if not regular:
+        raise MediaError(f"{path}: a pipe can be read only once, and its audio/subtitles need a "
+                         "second read; save it to a file first")
+    return av.open(path, metadata_errors="ignore")
+
+
 class _StreamCopier:
-    """Copies (or re-encodes) the source's audio and subtitle streams into the output."""
+    """Copies the source's audio and subtitle streams into the output (re-encoded or converted
+    where the output container needs it), with their languages and flags."""
 
     def __init__(self, info: VideoInfo, out, audio_codec: str, time_scale: Fraction, audio: bool):
-        self._src = av.open(info.path, metadata_errors="ignore")
+        self._src = _open_again(info.path)
         self._out = out
         self._scale = time_scale
         self._routes = {}
         for stream in self._src.streams:
             if stream.type == "audio" and audio:
                 self._routes[stream.index] = self._audio_route(stream, audio_codec)
-            elif stream.type == "subtitle" and stream.codec_context.name in out.supported_codecs:
-                self._routes[stream.index] = ("copy", out.add_stream_from_template(stream), None)
             elif stream.type == "subtitle":
-                log.warning("%s: %s subtitles cannot go into %s; dropped", info.path,
-                            stream.codec_context.name, out.format.name)
+                self._add_subtitles(stream, info.path)
+            if stream.index in self._routes:
+                _copy_stream_tags(stream, self._routes[stream.index][1])
         self._packets = self._src.demux([s for s in self._src.streams if s.index in self._routes])
         self._pending = None
         self._finished = not self._routes
 
+    def _add_subtitles(self, stream, path: str) -> None:
+        """Copy subtitles the container takes; convert text ones (SRT) to its own text format
+        (mov_text in MP4/MOV) through libavcodec, as ffmpeg does; drop others with a warning."""
+        name, out = stream.codec_context.name, self._out
+        text_codec = "mov_text" if "mov_text" in out.supported_codecs else out.default_subtitle_codec
+        if name in out.supported_codecs:
+            target, kind = out.add_stream_from_template(stream), "copy"
+        elif name in _TEXT_SUBTITLES and text_codec in out.supported_codecs:
+            stream.codec_context.open()  # makes the ASS header the text encoder starts from
+            target, kind = out.add_stream(text_codec), "text"
+            target.codec_context.subtitle_header = stream.codec_context.subtitle_header
+            target.time_base = stream.time_base
+        else:
+            log.warning("%s: %s subtitles cannot go into %s; dropped", path, name, out.format.name)
+            return
+        self._routes[stream.index] = (kind, target, None)
+
     def _audio_route(self, stream, audio_codec: str):
-        name = stream.codec_context.name
-        if self._scale == 1 and name in self._out.supported_codecs:
+        """Copy audio the output container plays as it is; else re-encode it (slow motion always:
+        its samples change), keeping the channel layout and the sample rate the encoder takes."""
+        cc = stream.codec_context
+        if self._scale == 1 and plays_in(cc.name, self._out):
             return ("copy", self._out.add_stream_from_template(stream), None)
-        rate = stream.codec_context.sample_rate or 48000
-        encoder = self._out.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else rate)
-        encoder.layout = stream.codec_context.layout if stream.codec_context.layout.nb_channels <= 2 else "stereo"
-        return ("encode", encoder, _TempoFilter(stream, 1 / self._scale, encoder))
+        rate = cc.sample_rate or 48000
+        rates = av.codec.Codec(audio_codec, "w").audio_rates
+        if rates and rate not in rates:
+            rate = min(rates, key=lambda r: (r < rate, abs(r - rate)))
+        encoder = self._out.add_stream(audio_codec, rate=rate)
+        encoder.layout = _ENCODER_LAYOUTS.get(audio_codec, {}).get(cc.layout.nb_channels, cc.layout)
+        return ("encode", encoder, _TempoFilter(stream, self._scale, encoder))
 
     def mux_until(self, time: Fraction | None) -> None:
         """Mux source packets up to ``time`` (output seconds); all that remain when None."""
@@ -408,10 +672,11 @@ class _StreamCopier:
             self._pending = None
             if packet is None:
                 break
-            if packet.pts is not None and time is not None:
-                if Fraction(packet.pts) * packet.time_base * self._scale > time + 1:
-                    self._pending = packet  # keep about a second of audio ahead of the video
-                    return
+            ahead = packet.pts is not None and time is not None and (
+                Fraction(packet.pts) * packet.time_base * self._scale > time + 1)
+            if ahead:
+                self._pending = packet  # keep about a second of audio ahead of the video
+                return
             self._route(packet)
         for kind, stream, tempo in self._routes.values():
             if kind == "encode":
@@ -424,24 +689,29 @@ class _StreamCopier:
 
     def _route(self, packet) -> None:
         kind, stream, tempo = self._routes[packet.stream.index]
-        if kind == "copy":
-            if packet.dts is None and packet.pts is None:
+        if kind == "encode":
+            try:
+                frames = packet.decode()
+            except av.InvalidDataError:
+                log.warning("skipped a corrupt audio packet")
                 return
-            if self._scale != 1:  # slow motion: subtitles stay with their scenes
-                packet.pts = round(packet.pts * self._scale) if packet.pts is not None else None
-                packet.dts = round(packet.dts * self._scale) if packet.dts is not None else None
-                packet.duration = round(packet.duration * self._scale)
-            packet.stream = stream
-            self._out.mux(packet)
+            for frame in frames:
+                for out in tempo.push(frame):
+                    self._encode(stream, out)
             return
-        try:
-            frames = packet.decode()
-        except av.InvalidDataError:
-            log.warning("skipped a corrupt audio packet")
+        if packet.dts is None and packet.pts is None:
             return
-        for frame in frames:
-            for out in tempo.push(frame):
-                self._encode(stream, out)
+        if kind == "text":
+            source = packet
+            packet = stream.codec_context.encode_subtitle(packet.stream.codec_context.decode2(packet))
+            packet.pts, packet.dts, packet.duration = source.pts, source.dts, source.duration
+            packet.time_base = source.time_base
+        if self._scale != 1:  # slow motion: subtitles stay with their scenes
+            packet.pts = round(packet.pts * self._scale) if packet.pts is not None else None
+            packet.dts = round(packet.dts * self._scale) if packet.dts is not None else None
+            packet.duration = round(packet.duration * self._scale)
+        packet.stream = stream
+        self._out.mux(packet)
 
     def _encode(self, stream, frame) -> None:
         for packet in stream.encode(frame):
@@ -449,37 +719,110 @@ class _StreamCopier:
 
 
 class _TempoFilter:
-    """Resamples audio for the encoder and changes its speed with atempo, keeping the pitch."""
+    """Re-times audio for the encoder: every timestamp stretched by the slow-motion factor (so a
+    track starting after the video stays as far behind it, scaled), the speed changed with atempo
+    keeping the pitch and its lead undone (:func:`_atempo_lead`), and the samples converted to
+    what the encoder takes.  With no stretch there is no tempo filter at all: atempo=1 still
+    shifts and shortens the audio."""
 
-    def __init__(self, source, tempo: Fraction, encoder):
-        self.graph = av.filter.Graph()
+    def __init__(self, source, stretch: Fraction, encoder):
         cc = source.codec_context
-        chain = [self.graph.add_abuffer(sample_rate=cc.sample_rate, format=cc.format.name,
-                                        layout=cc.layout.name, time_base=source.time_base)]
-        for factor in _atempo_factors(float(tempo)):
-            chain.append(self.graph.add("atempo", f"{factor:.10f}"))
+        filters = []
+        if stretch != 1:
+            lead = _atempo_lead(cc.sample_rate, stretch)
+            filters += [("asetpts", f"PTS*{stretch.numerator}/{stretch.denominator}"),
+                        *_atempo_filters(stretch), ("asetpts", f"PTS+{float(lead):.6f}/TB")]
         out_fmt = encoder.codec_context.codec.audio_formats[0].name
-        chain.append(self.graph.add("aformat", f"sample_fmts={out_fmt}:sample_rates={encoder.rate}:"
-                                               f"channel_layouts={encoder.layout.name}"))
-        chain.append(self.graph.add("abuffersink"))
-        for a, b in zip(chain, chain[1:]):
-            a.link_to(b)
-        self.graph.configure()
+        conversion = (f"sample_fmts={out_fmt}:sample_rates={encoder.rate}:"
+                      f"channel_layouts={encoder.layout.name}")
+        filters.append(("aformat", conversion))
+        self.graph = _audio_graph(cc.sample_rate, cc.format.name, cc.layout.name, source.time_base, filters)
 
     def push(self, frame) -> list:
         """Feed one frame (None flushes) and return the frames ready for the encoder."""
-        self.graph.push(frame)
-        out = []
-        while True:
-            try:
-                out.append(self.graph.pull())
-            except (av.BlockingIOError, av.EOFError):
-                return out
+        return _drain(self.graph, frame)
 
 
-def _atempo_factors(tempo: float) -> list[float]:
+def _audio_graph(sample_rate: int, fmt: str, layout: str, time_base: Fraction,
+                 filters: list[tuple[str, str]]) -> av.filter.Graph:
+    """A configured abuffer -> ``filters`` -> abuffersink graph."""
+    graph = av.filter.Graph()
+    chain = [graph.add_abuffer(sample_rate=sample_rate, format=fmt, layout=layout, time_base=time_base)]
+    chain += [graph.add(name, args) for name, args in filters]
+    chain.append(graph.add("abuffersink"))
+    for a, b in itertools.pairwise(chain):
+        a.link_to(b)
+    graph.configure()
+    return graph
+
+
+def _drain(graph: av.filter.Graph, frame) -> list:
+    """Push one frame (None: the end) and pull every frame the graph has ready."""
+    graph.push(frame)
+    out = []
+    while True:
+        try:
+            out.append(graph.pull())
+        except (av.BlockingIOError, av.EOFError):
+            return out
+
+
+def _atempo_filters(stretch: Fraction) -> list[tuple[str, str]]:
+    return [("atempo", f"{factor:.10f}") for factor in _atempo_factors(1 / stretch)]
+
+
+#: Tone bursts (start, length in s) that :func:`_atempo_lead` times; irregular, so that only the
+#: true lag lines them all up.
+_PROBE_BURSTS = ((0.10, 0.02), (0.33, 0.03), (0.47, 0.02), (0.80, 0.04), (1.05, 0.02), (1.50, 0.03))
+
+
+@functools.cache
+def _atempo_lead(sample_rate: int, stretch: Fraction) -> Fraction:
+    """How early (s) atempo's output sounds against its own timestamps, for this slow-down.
+
+    atempo labels its output from its first input time, but its first output starts about half
+    a window (~20 ms) into the input, so everything after sounds that much early, stretched,
+    and more again with each chained instance (some 35 ms at 2x, 90 ms at 4x).  Measured once
+    per rate and factor on tone bursts sent through the same chain, to the millisecond.
+    """
+    time_base = Fraction(1, sample_rate)
+    graph = _audio_graph(sample_rate, "flt", "mono", time_base, _atempo_filters(stretch))
+    wave = _bursts(np.arange(2 * sample_rate) / sample_rate)
+    heard = []
+    for start in [*range(0, wave.size, 1024), None]:
+        frame = None
+        if start is not None:
+            frame = av.AudioFrame.from_ndarray(wave[None, start:start + 1024], format="flt", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, time_base
+        heard += [f.to_ndarray().reshape(-1) for f in _drain(graph, frame)]
+    ms = sample_rate // 1000
+    heard_ms = np.abs(_whole_ms(np.concatenate(heard), ms)).reshape(-1, ms).mean(axis=1) > 0.05
+    ideal_ms = _burst_mask(np.arange(heard_ms.size) / 1000 / float(stretch))
+    lags = np.arange(-200, 201)
+    overlap = [np.count_nonzero(np.roll(ideal_ms, lag) & heard_ms) for lag in lags]
+    return Fraction(-int(lags[int(np.argmax(overlap))]), 1000)
+
+
+def _bursts(times: np.ndarray) -> np.ndarray:
+    """The probe signal at ``times`` (s): 1 kHz tone bursts, silence between."""
+    return (_burst_mask(times) * 0.5 * np.sin(2 * np.pi * 1000 * times)).astype(np.float32)
+
+
+def _burst_mask(times: np.ndarray) -> np.ndarray:
+    on = np.zeros(times.shape, bool)
+    for start, length in _PROBE_BURSTS:
+        on |= (times >= start) & (times < start + length)
+    return on
+
+
+def _whole_ms(samples: np.ndarray, ms: int) -> np.ndarray:
+    return samples[: samples.size // ms * ms]
+
+
+def _atempo_factors(tempo: Fraction) -> list[float]:
     """atempo takes 0.5..100 per instance: chain several for stronger slow-downs."""
     factors = []
+    tempo = float(tempo)
     while tempo < 0.5:
         factors.append(0.5)
         tempo /= 0.5
@@ -488,26 +831,23 @@ def _atempo_factors(tempo: float) -> list[float]:
 
 
 class ImageSequenceWriter:
-    """Writes lossless PNG frames numbered from 0; each file appears only when complete."""
+    """Writes lossless PNG frames numbered from 0 into a temporary folder; ``target``
+    (:mod:`slomo.outputs`) moves them into place only once all are written."""
 
-    def __init__(self, pattern: str, info: VideoInfo):
-        self.pattern = pattern
-        Path(pattern).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, target: Target, info: VideoInfo):
+        self._landing = target.land()
         self._bit_depth = 16 if info.bit_depth > 8 else 8
-        self._written: list[Path] = []
+        self._frames = 0
 
     def write(self, time: Fraction, frame: np.ndarray) -> None:
-        target = Path(self.pattern % len(self._written))
-        partial = target.with_name(f".{target.name}.partial.png")
+        path = str(self._landing.path) % self._frames
         image = cv2.cvtColor(from_frame(frame, self._bit_depth), cv2.COLOR_RGB2BGR)
-        if not cv2.imwrite(str(partial), image):
-            raise MediaError(f"cannot write {target}")
-        os.replace(partial, target)
-        self._written.append(target)
+        if not cv2.imwrite(path, image):
+            raise MediaError(f"cannot write {Path(path).name} in {self._landing.target.path.parent}")
+        self._frames += 1
 
     def close(self) -> Path:
-        return Path(self.pattern)
+        return self._landing.commit()
 
     def abort(self) -> None:
-        for path in self._written:
-            path.unlink(missing_ok=True)
+        self._landing.discard()

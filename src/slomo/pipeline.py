@@ -11,16 +11,21 @@ no frame is blended across a cut, and windows are clipped to their shot.
 
 from __future__ import annotations
 
+import math
+import os
 import queue
 import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
 
-from .interpolator import Frame, Interpolator
+from .errors import MediaError, UsageError
+from .frames import Frame
+from .interpolator import Interpolator, ModelSpec
 
 #: Output slots of one input frame: (t in [0, 1) between this frame and the next, output time).
 Slots = list[tuple[Fraction, Fraction]]
@@ -133,6 +138,79 @@ class Stats:
     cuts: list[float] = field(default_factory=list)  # seconds of the first frame after each cut
 
 
+#: most timesteps one model call is asked for: a pair's in-between frames are made and handed on
+#: in batches of this many, so memory stays bounded whatever the factor
+TIMESTEP_BATCH = 8
+#: output frames per second of input beyond which a request is refused as absurd
+MAX_OUTPUT_RATE = 1_000_000
+
+
+def check_output_rate(rate: Fraction, source: str) -> None:
+    """Refuse a factor or target rate that asks for more than :data:`MAX_OUTPUT_RATE` output frames
+    per second of input, before any work: such a run cannot finish in any useful time."""
+    if rate > MAX_OUTPUT_RATE:
+        raise UsageError(f"{source}: {float(rate):g} output frames per second of input is more than "
+                         f"{MAX_OUTPUT_RATE:,}; ask for a smaller factor or frame rate")
+
+
+#: frames each queue between the threads holds
+QUEUE_SIZE = 8
+#: bytes per pixel of one frame as the pipeline holds it (float32 RGB)
+FRAME_BYTES_PER_PIXEL = 12
+#: the decoder's and encoder's own buffers (libx264's lookahead, format conversions), in bytes per
+#: pixel: a whole factor-2 blend run's measured slope (``benchmarks/memory_per_pixel.py blend``: 513)
+#: less blend's figure for 2 timesteps (48 + 12) and the 21 frames of :func:`memory_needed` (252)
+CODEC_BYTES_PER_PIXEL = 201
+
+
+def memory_needed(spec: ModelSpec, width: int, height: int, timesteps: int = 1,
+                  queue_size: int = QUEUE_SIZE) -> int:
+    """Bytes a run grows by beyond the loaded program: the model's working memory for a call of
+    ``timesteps`` (at most :data:`TIMESTEP_BATCH`) from ``spec.memory_per_pixel`` (measured), the
+    frames the pipeline holds at most (both queues full, one frame in each thread, the model's
+    window and the frame after it) and the codecs' buffers."""
+    first, further = spec.memory_per_pixel
+    model = first + further * (min(timesteps, TIMESTEP_BATCH) - 1)
+    frames = 2 * queue_size + 2 + spec.window + 1
+    return width * height * (model + frames * FRAME_BYTES_PER_PIXEL + CODEC_BYTES_PER_PIXEL)
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still take: the system's available memory, or what is left under
+    the cgroup's limit if that is less; None where neither can be read."""
+    found = []
+    try:
+        with open("/proc/meminfo") as meminfo:
+            found += [int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:")]
+    except OSError:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def check_memory(spec: ModelSpec, width: int, height: int, source: str, frames_per_input: float) -> None:
+    """Refuse up front a run whose frames cannot fit in memory, saying which size would, rather
+    than being killed by the system part-way.  ``frames_per_input`` (the factor, or output rate /
+    input rate) bounds the timesteps of one model call."""
+    needed = memory_needed(spec, width, height, math.ceil(frames_per_input))
+    available = available_memory()
+    if available is None or needed <= available:
+        return
+    shrink = (available / needed) ** 0.5
+    fits = f"{int(width * shrink) // 2 * 2}x{int(height * shrink) // 2 * 2}"
+    raise MediaError(f"{source}: {width}x{height} frames with model {spec.name} need about "
+                     f"{needed / 2 ** 30:.1f} GiB of memory and {available / 2 ** 30:.1f} GiB is "
+                     f"available; convert a copy scaled down to {fits} or less")
+
+
 def schedule(
     frames: Iterable[tuple[Fraction, Frame]],
     model: Interpolator,
@@ -143,20 +221,23 @@ def schedule(
 ) -> Iterator[tuple[Fraction, Frame]]:
     """Yield ``(output time, frame)`` in order for a stream of ``(input time, frame)``.
 
-    For input frame k the model sees the window k-(W/2-1) .. k+W/2, indices clamped to the ends
+    For input frame k the model sees the window k-(W-1)//2 .. k+W//2, indices clamped to the ends
     of the stream and to k's shot.  Output slots at t = 0 are the input frame itself (or the
-    model's restored frame, for deblurring models).  Slots of the pair across a cut repeat the
-    nearest keyframe; those of the last frame repeat it, so the output lasts as long as the input.
-    ``last_duration(time)`` gives how long the last frame is shown.
+    model's restored frame, for deblurring models).  The model is asked for at most
+    :data:`TIMESTEP_BATCH` timesteps at a time and each batch is yielded before the next is made.
+    Slots of the pair across a cut, all earlier than the cut, repeat the old shot's last frame: the
+    output changes shot at the time of the new shot's first frame.  Slots of the last frame repeat
+    it, so the output lasts as long as the input.  ``last_duration(time)`` gives how long the last
+    frame is shown.
     """
     stats = stats or Stats()
     spec = model.spec
-    before, after = spec.window // 2 - 1, spec.window // 2
+    before = (spec.window - 1) // 2  # a window of 1 (an upscaler) is the frame alone
+    after = spec.window - 1 - before
     source = iter(frames)
     buffer: dict[int, _Input] = {}
     ended = False
     next_index = 0
-    deferred: list[Fraction] = []  # slots waiting for the next keyframe (the far side of a cut)
     shot_start = 0
 
     def pull(upto: int) -> None:
@@ -190,37 +271,37 @@ def schedule(
             shot_start = k
             if spec.stateful:
                 model.reset()
-        last_index = next_index - 1
         hi = k
-        while hi < min(k + after, last_index) and buffer[hi + 1].shot == current.shot:
+        while hi < min(k + after, next_index - 1) and buffer[hi + 1].shot == current.shot:
             hi += 1
         pair_ok = hi > k  # the next frame exists and is in the same shot
         window = [buffer[min(max(k + o, shot_start), hi)].frame for o in range(-before, after + 1)]
         end = buffer[k + 1].time if k + 1 in buffer else current.time + last_duration(current.time)
-        slots = timeline.slots(current.time, end)
-
-        wanted = [t for t, _ in slots if t > 0 and pair_ok]
-        ask = ([Fraction(0)] if spec.restores_keyframes else []) + wanted
-        made = dict(zip(ask, model.interpolate(window, [float(t) for t in ask]))) if ask else {}
-        keyframe = made.get(Fraction(0), current.frame) if spec.restores_keyframes else current.frame
-
-        for time in deferred:
-            yield time, keyframe
-        deferred = []
-        for t, time in slots:
-            if t == 0:
-                frame = keyframe
-            elif pair_ok:
-                frame = made[t]
-            elif t >= Fraction(1, 2) and k < last_index:
-                deferred.append(time)  # across a cut: the next shot's first frame is nearer
-                continue
-            else:
-                frame = keyframe
-            yield time, frame
+        yield from _fill_slots(model, window, timeline.slots(current.time, end), current.frame, pair_ok)
         for stale in [i for i in buffer if i < k - before]:
             del buffer[stale]
         k += 1
+
+
+def _fill_slots(model: Interpolator, window: list[Frame], slots: Slots, keyframe: Frame,
+                pair_ok: bool) -> Iterator[tuple[Fraction, Frame]]:
+    """The frames of one input frame's slots, made :data:`TIMESTEP_BATCH` timesteps at a time.
+
+    A deblurring model is asked for t = 0 first (in the first batch), and its restored frame
+    stands for the input frame in every slot the model does not fill.
+    """
+    restores = model.spec.restores_keyframes
+    asked_keyframe = not restores
+    for start in range(0, max(len(slots), 1), TIMESTEP_BATCH):
+        batch = slots[start:start + TIMESTEP_BATCH]
+        ask = [t for t, _ in batch if t > 0 and pair_ok]
+        if not asked_keyframe:
+            ask.insert(0, Fraction(0))
+            asked_keyframe = True
+        made = dict(zip(ask, model.interpolate(window, [float(t) for t in ask]))) if ask else {}
+        keyframe = made.get(Fraction(0), keyframe)
+        for t, time in batch:
+            yield time, made.get(t, keyframe)
 
 
 _END = object()
@@ -265,7 +346,7 @@ def run(
     last_duration: Callable[[Fraction], Fraction],
     scenes: SceneDetector | None = None,
     on_frame: Callable[[Stats], None] | None = None,
-    queue_size: int = 8,
+    queue_size: int = QUEUE_SIZE,
 ) -> Stats:
     """Decode, interpolate and encode concurrently; re-raise the first error of any thread.
 

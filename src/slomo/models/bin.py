@@ -31,40 +31,46 @@ What the official demo (``demo.py`` with ``--time_step 0.5``) does for blurry fr
   ``i-1 .. i+3`` with the hidden states as recurrent inputs.  The ConvLSTM state lives inside one
   ``forward`` call: it starts at zero every step and is carried over exactly one pass
   (``netG.prev_state`` is never used; the demo's ``model.prev_state = None`` touches nothing).
-- of the 14 outputs the demo keeps three: ``Ft_p[8]`` (pass 1 ``I6''``) as the deblurred frame
-  ``i``, ``Ft_p[12]`` (pass 2 ``I6''``) as the deblurred frame ``i+1`` (only while
-  ``i < N-2``) and ``Ft_p[13]`` (pass 2 ``I5''``) as the frame halfway between ``i`` and ``i+1``.
-  It never overwrites an existing file, so frame 0 comes from step 0's ``Ft_p[8]``, frame
-  ``j = 1 .. N-2`` from step ``j-1``'s ``Ft_p[12]``, the midpoint ``j + 1/2`` from step ``j``'s
-  ``Ft_p[13]``, and the last frame ``N-1`` is never written.
+- of the 14 outputs the demo keeps three and names them by time.  A blurry file is named by the
+  sharp frame at its centre (``create_dataset_blur_N_frames_average.py``), blurry frames are 8
+  names apart, and step ``i`` on the frame named ``N`` writes ``Ft_p[8]`` as ``N+4``, ``Ft_p[13]``
+  as ``N+8`` and ``Ft_p[12]`` as ``N+12`` (only while ``i < N-2``).  By those names, and by the
+  sharp frames training compares them with (``get_info``: ``I6``, ``I7``, ``I8``, where ``B5`` =
+  frame ``i`` is trained on ``I5`` and ``B7`` = frame ``i+1`` on ``I7``), ``Ft_p[8]`` (pass 1
+  ``I6''``) is the frame halfway between ``i`` and ``i+1``, ``Ft_p[13]`` (pass 2 ``I5'''``) the
+  deblurred frame ``i+1`` and ``Ft_p[12]`` (pass 2 ``I6''``) the frame halfway between ``i+1``
+  and ``i+2``.  The demo's variable names (``x0_s``, ``x1_s`` deblurred, ``y_`` interpolated)
+  say the opposite of what its files hold; the file names are what a viewer of its output sees.
+- it never overwrites an existing file, so the midpoint ``1/2`` comes from step 0's ``Ft_p[8]``,
+  the midpoint ``j + 1/2`` (``j >= 1``) from step ``j-1``'s ``Ft_p[12]``, the deblurred frame
+  ``j >= 1`` from step ``j-1``'s ``Ft_p[13]``; frame 0 is never written.
 - outputs are clamped to ``[0, 1]``, cropped and rounded to 8 bits.
 
 How :class:`BinInterpolator` maps this onto slomo's calling convention (``window=6``: frames
 ``k-2 .. k+3``, clamped at stream ends and scene cuts; ``interpolate`` for ``k = 0, 1, ...`` in
 order with ``times [0, 0.5]``, and ``[0]`` for the last frame):
 
-- the call for frame ``k`` runs the demo's step ``k`` on its window (the same clamped frames).
-  ``t = 0.5`` is that step's ``Ft_p[13]``.  ``t = 0`` is the previous step's ``Ft_p[12]``, cached
-  from the previous call, exactly as the demo writes it; when there is no previous step (first
-  frame of the stream or of a scene, or after :meth:`~BinInterpolator.reset`) it is this step's
-  ``Ft_p[8]``, as the demo does for frame 0.
-- **deviation**: the demo never writes the last frame of a sequence.  We return the previous
-  step's ``Ft_p[12]`` for it (the deblurred frame ``N-1`` computed on the clamped window
-  ``N-4 .. N-1``), without running a new step; a single-frame scene runs one step on the fully
-  replicated window and returns its ``Ft_p[8]``.
+- ``t = 0``, the deblurred frame ``k``, is step ``k-1``'s ``Ft_p[13]``, and ``t = 0.5`` is step
+  ``k-1``'s ``Ft_p[12]``, exactly as the demo writes them.  Step ``k-1`` reads frames
+  ``k-3 .. k+2``; its first one feeds no kept output, so the call's own window holds all it needs.
+- at the start of a sequence (the first frame of the stream or of a scene, after
+  :meth:`~BinInterpolator.reset`, or when a window does not continue the previous call's) the
+  midpoint is step ``k``'s ``Ft_p[8]``, as the demo's first midpoint.
+- **deviation**: the demo never writes its first frame.  We deblur it too: step ``k-1`` of the
+  first frame runs on the window clamped the same way (frames ``k, k, k, k, k+1, k+2``).
 - **deviation**: the demo refuses frames larger than 1280x720; we pad any size the same way.
-- work the demo repeats is shared, with identical results: stage-1 pair outputs and pass 1's
-  ``I7'`` of step ``k`` are pass 2's / the next step's inputs unchanged (same module, same
-  input tensors), and pass-1 outputs that feed neither a kept output nor the ConvLSTM
-  (``I2' I3' I4'' I5''``), and the ConvLSTM update after pass 2, are skipped.  A step costs 9 RDN
-  evaluations instead of the official 20.  Frame 0 of the window (``k-2``) feeds only pass 1's
-  ``I2'``, which no kept output depends on, so it is not read at all.
+- work the demo repeats is shared, with identical results: a step already run (step ``k`` at the
+  start of a sequence is the next call's step ``k-1``) is reused; stage-1 pair outputs and pass
+  1's ``I7'`` of a step are the next step's inputs unchanged (same module, same input tensors);
+  pass-1 outputs that feed neither a kept output nor the ConvLSTM (``I2' I3' I4'' I5''``), and
+  the ConvLSTM update after pass 2, are skipped.  A step costs 9 RDN evaluations instead of the
+  official 20, and a sequence of N frames N steps.  Frame 0 of a step's window feeds only pass
+  1's ``I2'``, which no kept output depends on, so it is not read at all.
 
 The recurrent state (the ConvLSTM) is per step, as in the official code; ``stateful=True``
 declares the cross-call cache above, which :meth:`reset` clears.  A cached step is only reused
-when the new window continues the previous one (its first five frames equal the previous
-window's last five), so a caller that skips frames without calling ``reset`` still gets the
-demo's results for a fresh start.
+for the same frames, and its parts only when the new frames continue it, so a caller that skips
+frames without calling ``reset`` still gets the demo's results for a fresh start.
 """
 
 from __future__ import annotations
@@ -77,7 +83,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import weights
-from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec, register
+from ..frames import Frame
+from ..interpolator import DEFAULT_MODEL, Interpolator, ModelOptions, ModelSpec, register
+from ..weights import Weights
 
 # --------------------------------------------------------------------------------------------
 # network, module names as in the official RDN.py
@@ -185,13 +193,13 @@ class BINNet(nn.Module):
         self.clstm_6_prime_prime_prime = ConvLSTMCell(3, 3)
         self.model = Pyramid()
 
-    def step(self, b: Sequence[torch.Tensor], pairs: list, pass1_i7: torch.Tensor | None,
-             want_first: bool) -> dict:
+    def step(self, b: Sequence[torch.Tensor], pairs: list, pass1_i7: torch.Tensor | None) -> dict:
         """One official ``forward`` on padded frames ``b[0..5]`` (= B1 B3 B5 B7 B9 B11).
 
         ``pairs[j]`` is ``model1(b[j], b[j+1])`` for ``j = 1..4`` or None (computed here);
         ``pass1_i7`` is pass 1's ``I7'`` of the previous step, which equals this step's pass 1
-        ``I5'`` when the window continues.  Returns the kept outputs and the reusable parts.
+        ``I5'`` when the window continues.  Returns the kept outputs, named by their time (``b[2]``
+        is frame j of the step), and the reusable parts.
         """
         m = self.model
         for j in range(1, 5):
@@ -218,9 +226,9 @@ class BINNet(nn.Module):
         q6pp = m.model3_2(h7pp, b[3], q5, q7, b[4])
         q5pp = m.model4_1(h6ppp, q4, q4pp, q6pp, q6)
         return {
-            "first": i6pp if want_first else None,  # Ft_p[8]: deblurred frame k
-            "second": q6pp,  # Ft_p[12]: deblurred frame k+1
-            "middle": q5pp,  # Ft_p[13]: frame k + 1/2
+            "midpoint": i6pp,  # Ft_p[8], trained on I6: frame j + 1/2
+            "next_frame": q5pp,  # Ft_p[13], trained on I7: deblurred frame j + 1
+            "next_midpoint": q6pp,  # Ft_p[12], trained on I8: frame j + 3/2
             "pairs": pairs,
             "pass1_i7": i7,
         }
@@ -239,8 +247,9 @@ def _pad_amounts(size: int) -> tuple[int, int]:
     return 32, 32
 
 
-def _same(a: Frame, b: Frame) -> bool:
-    return a is b or (a.shape == b.shape and np.array_equal(a, b))
+def _same_frames(a: Sequence[Frame], b: Sequence[Frame]) -> bool:
+    return len(a) == len(b) and all(x is y or (x.shape == y.shape and np.array_equal(x, y))
+                                    for x, y in zip(a, b))
 
 
 class BinInterpolator(Interpolator):
@@ -250,7 +259,7 @@ class BinInterpolator(Interpolator):
         self.options = options
         self.device = torch.device(options.device)
         self.net = BINNet().eval()
-        path = weights.locate("bin", options.weights)
+        path = options.checkpoint
         state = weights.load_checkpoint(path)
         if not isinstance(state, dict):
             raise weights.WeightsError(f"{path}: not a BIN state_dict")
@@ -260,7 +269,8 @@ class BinInterpolator(Interpolator):
         self.reset()
 
     def reset(self) -> None:
-        self._prev: dict | None = None  # the previous step: its window and reusable outputs
+        self._step_cache: dict | None = None  # the last step run: its window and outputs
+        self._last_window: list[Frame] | None = None  # the window of the last call
 
     def _to_tensor(self, frame: Frame, pads) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
@@ -273,28 +283,28 @@ class BinInterpolator(Interpolator):
         t = t[0, :, top:top + h, left:left + w].float().clamp(0, 1)
         return t.permute(1, 2, 0).cpu().numpy()
 
-    def _continues(self, window: Sequence[Frame]) -> bool:
-        """Whether ``window`` is the previous step's window advanced by one frame."""
-        prev = self._prev
-        return (prev is not None and prev["size"] == window[0].shape[:2]
-                and all(_same(window[i], prev["window"][i + 1]) for i in range(5)))
-
-    def _run_step(self, window: Sequence[Frame], continues: bool) -> dict:
-        h, w = window[0].shape[:2]
+    def _step(self, frames: Sequence[Frame]) -> dict:
+        """The demo's step j on ``frames`` j-1 .. j+3 (its window without frame j-2, which feeds no
+        kept output): the cached step if it has the same frames, else run, reusing the cached
+        step's parts when ``frames`` advance its frames by one."""
+        cached = self._step_cache
+        if cached is not None and _same_frames(cached["frames"], frames):
+            return cached
+        h, w = frames[0].shape[:2]
         pads = (*_pad_amounts(w), *_pad_amounts(h))
-        prev = self._prev
-        if continues:
-            tensors = prev["tensors"][1:] + [self._to_tensor(window[5], pads)]
-            pairs = [None] + prev["pairs"][2:] + [None]
-            pass1_i7 = prev["pass1_i7"]
+        if cached is not None and _same_frames(cached["frames"][1:], frames[:4]):
+            tensors = cached["tensors"][1:] + [self._to_tensor(frames[4], pads)]
+            pairs = [None] + cached["pairs"][2:] + [None]
+            pass1_i7 = cached["pass1_i7"]
         else:
-            tensors = [None] + [self._to_tensor(f, pads) for f in window[1:]]
+            tensors = [None] + [self._to_tensor(f, pads) for f in frames]
             pairs = [None] * 5
             pass1_i7 = None
         with torch.inference_mode(), self._autocast():
-            out = self.net.step(tensors, pairs, pass1_i7, want_first=not continues)
-        out.update(window=list(window), tensors=tensors, pads=pads, size=(h, w))
-        return out
+            step = self.net.step(tensors, pairs, pass1_i7)
+        step.update(frames=list(frames), tensors=tensors, pads=pads)
+        self._step_cache = step
+        return step
 
     def _autocast(self):
         if self.autocast is None:
@@ -304,24 +314,38 @@ class BinInterpolator(Interpolator):
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
         if len(window) != 6:
             raise ValueError(f"BIN needs a window of 6 frames, got {len(window)}")
-        prev = self._prev
         h, w = window[0].shape[:2]
-        # the previous step's deblurred second frame is this frame, if the window continues it
-        prev_fits = self._continues(window)
-        need_step = any(t != 0 for t in times) or not prev_fits
-        step = self._run_step(window, prev_fits) if need_step else None
+        last = self._last_window
+        starts = last is None or not _same_frames(last[1:], window[:5])
+        self._last_window = list(window)
+        before = self._step(window[:5])  # step k-1
         out = []
         for t in times:
             if t == 0:
-                src, which = (prev, "second") if prev_fits else (step, "first")
+                src, which = before, "next_frame"
             elif abs(t - 0.5) < 1e-6:
-                src, which = step, "middle"
+                # the demo's first midpoint of a sequence is step k's; the others step k-1's
+                src, which = (self._step(window[1:]), "midpoint") if starts else (before, "next_midpoint")
             else:
                 raise ValueError(f"BIN produces t = 0 and t = 0.5 only, not t = {t}")
             out.append(self._to_frame(src[which], src["pads"], h, w))
-        if step is not None:
-            self._prev = step
         return out
+
+
+BIN_ADOBE = Weights(
+    name="bin",
+    model="bin",
+    file="adobe_bin.pth",
+    size=None,
+    sha256=None,
+    license="unspecified (laomao0/BIN publishes no license)",
+    description="BIN bin_stage4 (CVPR 2020), trained on Adobe240 blur: joint deblurring and 2x interpolation",
+    sources=(
+        {"manual": "https://drive.google.com/file/d/1FtuZTKeExX2rrlyNGnWpxd8wGWZTftMg/view?usp=sharing"},
+        {"manual": "https://drive.google.com/open?id=1KGu8bLcIHODGQKw8fZ4NCVB1VgSVepo9"},
+    ),
+    metadata={"factor": 2},
+)
 
 
 def _create(options: ModelOptions) -> BinInterpolator:
@@ -335,8 +359,10 @@ register(ModelSpec(
     window=6,
     timesteps="fixed",
     factors=(2,),
-    weights=("bin",),
+    checkpoints=(BIN_ADOBE,),
     devices=("cpu", "cuda", "mps"),
+    precisions=("fp32", "bf16", "fp16"),
+    followed_by=DEFAULT_MODEL,
     restores_keyframes=True,
     stateful=True,
     aliases=("deblur",),

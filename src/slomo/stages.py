@@ -1,0 +1,58 @@
+"""A run as a chain of stages: (deblur and) interpolate, then upscale, each a model with a spec.
+
+:func:`plan` turns a request into :class:`StagePlan` items, checked against each spec before any
+work starts; :func:`build` creates their models for :func:`slomo.pipeline.run`, which composes them.
+A model whose spec has ``followed_by`` makes its own factor and leaves the rest of the run to its
+follower; an upscaler (window 1, ``restores_keyframes``) rewrites every frame at its new size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from . import interpolator, pipeline
+from .interpolator import ModelOptions, ModelSpec
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage of a run: which model, asked what, filling which timeline."""
+
+    spec: ModelSpec
+    options: ModelOptions
+    timeline: pipeline.Timeline
+
+
+def interpolation(spec: ModelSpec, options: ModelOptions, timeline: pipeline.Timeline) -> list[StagePlan]:
+    """The interpolating stages of a run: the model alone, or its own factor and then its follower."""
+    spec.check(options)
+    own = spec.own_factor(options)
+    if own is None or (options.ratio is None and own == options.run_factor):
+        return [StagePlan(spec, options, pipeline.FactorTimeline(own) if own else timeline)]
+    follower = interpolator.get_spec(spec.followed_by)
+    by_factor = options.ratio is None
+    rest = replace(options, weights=None, factor=options.factor // own if by_factor else options.factor)
+    follow = pipeline.FactorTimeline(rest.factor) if by_factor and not options.retimed else timeline
+    follower.check(rest)
+    return [StagePlan(spec, options, pipeline.FactorTimeline(own)), StagePlan(follower, rest, follow)]
+
+
+def upscaling(spec: ModelSpec, options: ModelOptions) -> StagePlan:
+    """The stage that resizes every frame ``options.factor`` times; it makes no new timestamps."""
+    spec.check(options)
+    return StagePlan(spec, options, pipeline.FactorTimeline(1))
+
+
+def upscaler_for(factor: int, name: str | None = None) -> ModelSpec:
+    """The named upscaling model, or the first registered one that makes ``factor``."""
+    if name:
+        return interpolator.get_spec(name, kind="upscale")
+    for spec in interpolator.available("upscale"):
+        if factor in spec.factors:
+            return spec
+    raise interpolator.UsageError(f"no upscaling model for {factor}x is installed")
+
+
+def build(plans: list[StagePlan]) -> list[pipeline.Stage]:
+    """Create each stage's model (device, dtype and checkpoint resolved by its spec)."""
+    return [(interpolator.create(p.spec, p.options), p.timeline) for p in plans]
