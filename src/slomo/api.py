@@ -112,9 +112,9 @@ def request(*, factor: int | None = None, fps: float | str | Fraction | None = N
                                         scale=scale, precision=precision,
                                         factor=2 if factor is None else factor,
                                         retimed=dedup or max_fps is not None)
-    if rate is None:
+    if rate is None and not (upscale is not None and stages.only_upscales(spec, options)):
         spec.check(options)
-    else:  # the rate's ratio to the input's is known once the input is open
+    else:  # the rate's ratio to the input's is known once the input is open; or the model is not run
         spec.check_setup(options)
     if upscale is None:
         if upscale_model:

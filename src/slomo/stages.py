@@ -24,7 +24,11 @@ class StagePlan:
 
 
 def interpolation(spec: ModelSpec, options: ModelOptions, timeline: pipeline.Timeline) -> list[StagePlan]:
-    """The interpolating stages of a run: the model alone, or its own factor and then its follower."""
+    """The interpolating stages of a run: the model alone, or its own factor and then its follower;
+    none for a factor-1 run of a model that only makes frames between others (a run that only
+    upscales)."""
+    if only_upscales(spec, options):
+        return []
     spec.check(options)
     own = spec.own_factor(options)
     if own is None or (options.ratio is None and own == options.run_factor):
@@ -35,6 +39,12 @@ def interpolation(spec: ModelSpec, options: ModelOptions, timeline: pipeline.Tim
     follow = pipeline.FactorTimeline(rest.factor) if by_factor and not options.retimed else timeline
     follower.check(rest)
     return [StagePlan(spec, options, pipeline.FactorTimeline(own)), StagePlan(follower, rest, follow)]
+
+
+def only_upscales(spec: ModelSpec, options: ModelOptions) -> bool:
+    """Whether a factor-1 run leaves ``spec`` nothing to do (it does not rewrite input frames), so
+    the run's only stage is its upscaler."""
+    return options.ratio is None and options.factor == 1 and not spec.restores_keyframes
 
 
 def upscaling(spec: ModelSpec, options: ModelOptions) -> StagePlan:
