@@ -520,7 +520,7 @@ def upscale_pairs(path: Path, scale: int, count: int, crop: tuple[int, int] | No
             top, left = (height - crop_h) // 2, (width - crop_w) // 2
             original = original[top:top + crop_h, left:left + crop_w]
             low = cv2.resize(original, (crop_w // scale, crop_h // scale), interpolation=cv2.INTER_AREA)
-            pairs.append((interpolator.to_frame(low), original))
+            pairs.append((to_frame(low), original))
     finally:
         reader.close()
     return pairs
@@ -547,3 +547,31 @@ def evaluate_upscaling(method: str, upscale: Callable[[np.ndarray], np.ndarray],
         psnrs.append(psnr(rebuilt, original))
         ssims.append(ssim(rebuilt, original))
     return UpscaleResult(method, clip, len(pairs), float(np.mean(psnrs)), float(np.mean(ssims)), seconds)
+
+
+def _upscaler(name: str, scale: int, device: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A baseline resize or a registered upscaling model, as a function of one frame."""
+    if name in UPSCALE_BASELINES:
+        return baseline_upscaler(name, scale)
+    spec = interpolator.get_spec(name, kind="upscale")
+    model = interpolator.create(spec, interpolator.ModelOptions(device=device, factor=scale))
+    return lambda frame: model.interpolate([frame], [0.0])[0]
+
+
+def run_upscaling(source: str | Path, methods: Sequence[str], scale: int = 2, limit: int | None = None,
+                  device: str = "auto", crop: tuple[int, int] | None = None) -> list[UpscaleResult]:
+    """Score upscalers (and the plain resizes of :data:`UPSCALE_BASELINES`) on a video or a folder
+    of videos: ``limit`` frames of each (default 4), shrunk ``scale`` times and upscaled back."""
+
+    path = Path(source)
+    if not path.exists():
+        raise MediaError(f"{path}: no such file or folder")
+    videos = [path] if path.is_file() else outputs.find_videos(path)
+    if not videos:
+        raise MediaError(f"{path}: no videos here")
+    upscalers = {name: _upscaler(name, scale, device) for name in methods}  # unknown names fail first
+    results = []
+    for video in videos:
+        pairs = upscale_pairs(video, scale, limit or 4, crop)
+        results += [evaluate_upscaling(name, upscale, video.name, pairs) for name, upscale in upscalers.items()]
+    return results
