@@ -313,3 +313,24 @@ def test_upscale_needs_a_known_upscaler_and_scale(tmp_path):
     assert code == 2 and "unknown upscale model 'rife'" in err
     code, err = _command(src, "--factor", 1, "-o", tmp_path / "same.mp4")
     assert code == 2 and "factor must be an integer >= 2 (got 1)" in err
+
+
+def test_eval_upscale_scores_upscalers_and_plain_resizes(tmp_path):
+    """``slomo eval --upscale 2``: one record per method and clip, on frames shrunk and upscaled back."""
+    import json
+
+    from click.testing import CliRunner
+    from conftest import moving_frames, write_clip
+
+    from slomo.cli import main
+
+    write_clip(tmp_path / "clip.mp4", moving_frames(3, size=(48, 32)), audio=False)
+    result = CliRunner().invoke(main, ["eval", str(tmp_path), "--upscale", "2", "--limit", "2", "--json",
+                                       "--model", "bicubic,lanczos,realesr-animevideov3"])
+    assert result.exit_code == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert [(r["model"], r["clip"], r["frames"]) for r in records] == [
+        ("bicubic", "clip.mp4", 2), ("lanczos", "clip.mp4", 2), ("realesr-animevideov3", "clip.mp4", 2)]
+    assert all(20 < r["psnr"] < 60 and 0.5 < r["ssim"] <= 1 for r in records)
+    result = CliRunner().invoke(main, ["eval", str(tmp_path), "--upscale", "2", "--model", "rife"])
+    assert result.exit_code == 2 and "unknown upscale model 'rife'" in result.stderr
