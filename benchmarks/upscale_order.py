@@ -3,12 +3,15 @@
     python benchmarks/upscale_order.py                       # 320x180 -> 640x360, factor 2, upscale 2
     python benchmarks/upscale_order.py --size 480x270 --frames 6 --model rife --upscaler realesr-animevideov3
 
-Both orders run in one process, on the same real frames (Big Buck Bunny, resized), alternating
-``--repeats`` times; the minimum of each is reported (the run least disturbed by other processes).
+The parts (one upscale, one interpolation call at the input size and at the upscaled size) are
+timed in one process on the same real frames (Big Buck Bunny, resized), interleaved ``--repeats``
+times, the minimum of each kept (the run least disturbed by other processes on a shared machine),
+and each order's cost for the whole clip is computed from them.
 Interpolating first, the upscaler runs on every output frame (``factor`` times the input frames)
 and the interpolator at the input size; upscaling first, the upscaler runs on the input frames only
 and the interpolator on frames ``upscale``^2 times larger.  Also reported: how far apart the two
-orders' frames are (mean 8-bit levels), over the in-between frames.
+orders' in-between frames score against real ones (PSNR): frames at the upscaled size are the
+truth, every ``factor``-th one shrunk (area) is the input.
 """
 
 from __future__ import annotations
@@ -17,14 +20,26 @@ import argparse
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from slomo import interpolator
 from slomo.bench import sample_frames
+from slomo.frames import from_frame
 from slomo.interpolator import ModelOptions
 from slomo.models import realesrgan
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".cache" / "media" / "bigbuckbunny.mp4"
+
+
+def best_seconds(call, repeats: int) -> float:
+    """The fastest of ``repeats`` runs of ``call`` (the one least disturbed by other processes)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def between(model, frames: list[np.ndarray], factor: int) -> list[np.ndarray]:
@@ -34,8 +49,7 @@ def between(model, frames: list[np.ndarray], factor: int) -> list[np.ndarray]:
 
 
 def interpolate_first(model, upscaler, frames, factor):
-    made = between(model, frames, factor)
-    return [upscaler.upscale(f) for f in frames + made][len(frames):]
+    return [upscaler.upscale(f) for f in between(model, frames, factor)]
 
 
 def upscale_first(model, upscaler, frames, factor):
@@ -50,30 +64,45 @@ def main() -> None:
     parser.add_argument("--upscale", type=int, default=2)
     parser.add_argument("--model", default="rife")
     parser.add_argument("--upscaler", default=realesrgan.DEFAULT_MODEL)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     frames = sample_frames(SAMPLE, args.frames, width, height)
     model = interpolator.create(args.model, ModelOptions(factor=args.factor))
     upscaler = realesrgan.create(args.upscaler, args.upscale)
-    orders = {"interpolate then upscale": interpolate_first, "upscale then interpolate": upscale_first}
-    best = dict.fromkeys(orders, float("inf"))
-    made = {}
+    small, big, big_next = frames[0], upscaler.upscale(frames[0]), upscaler.upscale(frames[1])
+    times = [j / args.factor for j in range(1, args.factor)]
+    # each part alone, interleaved: the least disturbed run of each
+    upscale = interpolate_small = interpolate_big = float("inf")
     for _ in range(args.repeats):
-        for name, order in orders.items():
-            start = time.perf_counter()
-            made[name] = order(model, upscaler, frames, args.factor)
-            best[name] = min(best[name], time.perf_counter() - start)
-    outputs = args.frames + (args.frames - 1) * (args.factor - 1)
-    print(f"{args.frames} frames {width}x{height}, {args.model} x{args.factor}, {args.upscaler} x{args.upscale}:"
-          f" {outputs} output frames")
+        upscale = min(upscale, best_seconds(lambda: upscaler.upscale(small), 1))
+        interpolate_small = min(interpolate_small, best_seconds(lambda: model.interpolate(frames[:2], times), 1))
+        interpolate_big = min(interpolate_big, best_seconds(lambda: model.interpolate([big, big_next], times), 1))
+    pairs, outputs = len(frames) - 1, len(frames) + (len(frames) - 1) * (args.factor - 1)
+    costs = {"interpolate then upscale": pairs * interpolate_small + outputs * upscale,
+             "upscale then interpolate": len(frames) * upscale + pairs * interpolate_big}
+    print(f"{len(frames)} frames {width}x{height}, {args.model} x{args.factor}, {args.upscaler} "
+          f"x{args.upscale}: {outputs} output frames; per call: upscale {upscale:.2f} s, interpolate "
+          f"{len(times)} frames at {width}x{height} {interpolate_small:.2f} s, upscaled {interpolate_big:.2f} s")
     print("| order | seconds | seconds per output frame |\n| --- | --- | --- |")
-    for name, seconds in best.items():
+    for name, seconds in costs.items():
         print(f"| {name} | {seconds:.2f} | {seconds / outputs:.3f} |")
-    first, second = (np.stack(made[name]) for name in orders)
-    levels = np.abs(np.rint(first * 255) - np.rint(second * 255)).mean()
-    print(f"in-between frames of the two orders differ by {levels:.2f} levels on average")
+    quality(model, upscaler, args, width, height)
 
+
+def quality(model, upscaler, args, width: int, height: int) -> None:
+    """PSNR of each order's in-between frames against real frames: frames at the upscaled size are
+    the truth; every ``factor``-th one, shrunk (area), is the input."""
+    from slomo.evaluate import psnr
+
+    count = (args.frames - 1) * args.factor + 1
+    truth = sample_frames(SAMPLE, count, width * args.upscale, height * args.upscale)
+    inputs = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in truth[::args.factor]]
+    wanted = [f for i, f in enumerate(truth) if i % args.factor]
+    for name, order in (("interpolate then upscale", interpolate_first), ("upscale then interpolate", upscale_first)):
+        made = order(model, upscaler, inputs, args.factor)
+        score = np.mean([psnr(from_frame(m), from_frame(w)) for m, w in zip(made, wanted)])
+        print(f"{name}: in-between frames {score:.2f} dB PSNR against the real frames")
 
 if __name__ == "__main__":
     main()

