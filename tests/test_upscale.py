@@ -268,10 +268,11 @@ def test_upscale_only_command_keeps_frames_timestamps_and_audio(tmp_path):
 
 
 @pytest.mark.slow
-def test_interpolate_then_upscale_frames_are_the_upscaled_interpolated_frames(tmp_path):
-    """``--factor 2 --upscale 2`` in one run: every output frame (lossless PNG) is ``Upscaler.upscale``
-    of the frame the interpolator makes from the decoded input, within one 8-bit level; the
-    video form keeps its audio and the doubled rate's timestamps."""
+def test_upscale_then_interpolate_frames_are_the_interpolated_upscaled_frames(tmp_path):
+    """``--factor 2 --upscale 2`` in one run: the upscaler runs first (stages.upscales_first), so every
+    output frame (lossless PNG) is the interpolator's frame made from ``Upscaler.upscale`` of the
+    decoded input, within one 8-bit level; the video form keeps its audio and the doubled rate's
+    timestamps."""
     from conftest import audio_track, moving_frames, read_video, write_clip
 
     from slomo import interpolator
@@ -286,14 +287,14 @@ def test_interpolate_then_upscale_frames_are_the_upscaled_interpolated_frames(tm
     decoded = [frame for _, frame in reader.frames()]
     reader.close()
     blend = interpolator.create("blend")
-    interpolated = []
-    for first, second in zip(decoded, decoded[1:] + decoded[-1:]):
-        interpolated += [first, *blend.interpolate([first, second], [0.5])]
-    upscaler = realesrgan.create("realesr-animevideov3", 2)
-    assert len(big) == len(interpolated) == 8
-    for frame, made in zip(interpolated, big):
+    upscaled = [realesrgan.create("realesr-animevideov3", 2).upscale(frame) for frame in decoded]
+    expected = []
+    for first, second in zip(upscaled, upscaled[1:] + upscaled[-1:]):
+        expected += [first, *blend.interpolate([first, second], [0.5])]
+    assert len(big) == len(expected) == 8
+    for frame, made in zip(expected, big):
         assert made.shape == (64, 96, 3)
-        assert np.abs(made.astype(np.int16) - _levels(upscaler.upscale(frame))).max() <= 1
+        assert np.abs(made.astype(np.int16) - _levels(frame)).max() <= 1
 
     code, err = _command(src, "--upscale", 2, "-m", "blend", "-o", tmp_path / "both.mp4", "-q")
     assert code == 0, err

@@ -193,16 +193,17 @@ def convert(
     try:
         info = reader.info
         pipeline.check_output_rate(rate or info.rate * factor, src)
-        pipeline.check_memory(asked.spec, info.width, info.height, src, (rate or info.rate * factor) / info.rate)
+        grown = asked.upscale_options.factor if asked.upscaler and stages.upscales_first(asked.spec) else 1
+        pipeline.check_memory(asked.spec, info.width * grown, info.height * grown, src,
+                              (rate or info.rate * factor) / info.rate)
         target = outputs.plan(src, dst, factor=factor if rate is None else None, fps=rate, slowmo=slowmo,
                               overwrite=overwrite, batch=batch)
         _check_crf(codec, target.path, crf)
         timing = _timing(info, factor, rate, slowmo, dedup,
                          parse_rate(max_fps) if max_fps is not None else None)
         options = asked.options if rate is None else replace(asked.options, ratio=rate / info.rate)
-        plans = stages.interpolation(asked.spec, options, timing[0])
-        if asked.upscaler is not None:
-            plans.append(stages.upscaling(asked.upscaler, asked.upscale_options))
+        plans = stages.chain(stages.interpolation(asked.spec, options, timing[0]),
+                             asked.upscaler and stages.upscaling(asked.upscaler, asked.upscale_options))
         scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
         return _run(reader, stages.build(plans), target, timing, scenes, dedup, deinterlace,
                     io.EncodeOptions(codec, crf, preset, pix_fmt, audio, encoder_opts), on_progress)

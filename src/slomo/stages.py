@@ -1,4 +1,5 @@
-"""A run as a chain of stages: (deblur and) interpolate, then upscale, each a model with a spec.
+"""A run as a chain of stages: upscale, then interpolate (deblurring models: deblur and interpolate,
+then upscale), each a model with a spec.
 
 :func:`plan` turns a request into :class:`StagePlan` items, checked against each spec before any
 work starts; :func:`build` creates their models for :func:`slomo.pipeline.run`, which composes them.
@@ -51,6 +52,22 @@ def upscaling(spec: ModelSpec, options: ModelOptions) -> StagePlan:
     """The stage that resizes every frame ``options.factor`` times; it makes no new timestamps."""
     spec.check(options)
     return StagePlan(spec, options, pipeline.FactorTimeline(1))
+
+
+def upscales_first(spec: ModelSpec) -> bool:
+    """Whether the upscaler runs before interpolator ``spec``: yes (it then upscales the input frames
+    only, and the measured cost of the whole run is lower: ``benchmarks/upscale_order.py``, README),
+    unless ``spec`` rewrites the input frames (deblurring), which must see the frames as shot."""
+    return not spec.restores_keyframes
+
+
+def chain(interpolating: list[StagePlan], upscale: StagePlan | None) -> list[StagePlan]:
+    """A run's stages in order (see :func:`upscales_first`)."""
+    if upscale is None:
+        return interpolating
+    if not interpolating or upscales_first(interpolating[0].spec):
+        return [upscale, *interpolating]
+    return [*interpolating, upscale]
 
 
 def upscaler_for(factor: int, name: str | None = None) -> ModelSpec:
