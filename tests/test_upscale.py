@@ -251,7 +251,6 @@ def _png_frames(folder) -> list[np.ndarray]:
     return [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in sorted(folder.glob("*.png"))]
 
 
-@pytest.mark.slow
 def test_upscale_only_command_keeps_frames_timestamps_and_audio(tmp_path):
     """``--factor 1 --upscale 2``: the same frames at the same times, twice the size, audio kept."""
     from conftest import audio_track, moving_frames, read_video, write_clip
@@ -267,7 +266,6 @@ def test_upscale_only_command_keeps_frames_timestamps_and_audio(tmp_path):
     assert rate == 48000 and len(tone) >= 0.9 * 6 / 25 * rate
 
 
-@pytest.mark.slow
 def test_upscale_then_interpolate_frames_are_the_interpolated_upscaled_frames(tmp_path):
     """``--factor 2 --upscale 2`` in one run: the upscaler runs first (stages.upscales_first), so every
     output frame (lossless PNG) is the interpolator's frame made from ``Upscaler.upscale`` of the

@@ -175,7 +175,8 @@ def convert(
     ``dedup`` drops repeated frames (animation on twos) and re-times the rest evenly;
     ``max_fps`` caps the output rate; ``deinterlace`` runs yadif on interlaced input.
     ``upscale`` N resizes every output frame N times with ``upscale_model`` (default: the first
-    installed upscaler that makes N).
+    installed upscaler that makes N), before interpolating (see ``stages.upscales_first``); with
+    ``factor`` 1 it is the only stage.
     ``on_progress(done, total)`` is called as input frames are consumed (total 0 if unknown).
     ``batch`` holds the other inputs (and earlier outputs) of the same run: the output may be
     none of them (see :mod:`slomo.outputs` for the rules every output follows).
