@@ -194,9 +194,10 @@ def convert(
     try:
         info = reader.info
         pipeline.check_output_rate(rate or info.rate * factor, src)
-        grown = asked.upscale_options.factor if asked.upscaler and stages.upscales_first(asked.spec) else 1
-        pipeline.check_memory(asked.spec, info.width * grown, info.height * grown, src,
-                              (rate or info.rate * factor) / info.rate)
+        if not (asked.upscaler and stages.only_upscales(asked.spec, asked.options)):  # the interpolator runs
+            grown = asked.upscale_options.factor if asked.upscaler and stages.upscales_first(asked.spec) else 1
+            pipeline.check_memory(asked.spec, info.width * grown, info.height * grown, src,
+                                  (rate or info.rate * factor) / info.rate)
         target = outputs.plan(src, dst, factor=factor if rate is None else None, fps=rate, slowmo=slowmo,
                               overwrite=overwrite, batch=batch)
         _check_crf(codec, target.path, crf)
