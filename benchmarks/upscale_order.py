@@ -17,6 +17,7 @@ truth, every ``factor``-th one shrunk (area) is the input.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def best_seconds(call, repeats: int) -> float:
 def between(model, frames: list[np.ndarray], factor: int) -> list[np.ndarray]:
     """The in-between frames of each consecutive pair (t = j/factor, j = 1..factor-1)."""
     times = [j / factor for j in range(1, factor)]
-    return [out for a, b in zip(frames, frames[1:]) for out in model.interpolate([a, b], times)]
+    return [out for a, b in itertools.pairwise(frames) for out in model.interpolate([a, b], times)]
 
 
 def interpolate_first(model, upscaler, frames, factor):
