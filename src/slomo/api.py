@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Sequence
 
 from . import interpolator, io, outputs, pipeline, stages
 from .errors import MediaError, SlomoError, UsageError
@@ -67,12 +67,17 @@ def _timing(info: io.VideoInfo, factor: int | None, fps: Fraction | None, slowmo
     A plain factor keeps the source's own timestamps (exact for variable frame rates); a target
     rate, a rate cap or de-duplicated input need frames at exact times of a constant rate.
     """
-    rate = fps if fps is not None else info.rate * factor
-    capped = max_fps is not None and rate > max_fps and not slowmo
-    if fps is None and not dedup and not capped:
-        stretch = Fraction(factor) if slowmo else Fraction(1)
-        return pipeline.FactorTimeline(factor), rate, info.time_base / factor, stretch
-    rate = min(rate, max_fps) if capped else rate
+    cap = max_fps if max_fps is not None and not slowmo else None
+    if fps is None:
+        assert factor is not None  # convert() gives a run without a target rate its factor
+        rate = info.rate * factor
+        if not dedup and (cap is None or rate <= cap):
+            stretch = Fraction(factor) if slowmo else Fraction(1)
+            return pipeline.FactorTimeline(factor), rate, info.time_base / factor, stretch
+    else:
+        rate = fps
+    if cap is not None and rate > cap:
+        rate = cap
     stretch = rate / info.rate if slowmo else Fraction(1)
     return pipeline.RateTimeline(rate), rate, 1 / rate, stretch
 
@@ -204,8 +209,9 @@ def convert(
         timing = _timing(info, factor, rate, slowmo, dedup,
                          parse_rate(max_fps) if max_fps is not None else None)
         options = asked.options if rate is None else replace(asked.options, ratio=rate / info.rate)
-        plans = stages.chain(stages.interpolation(asked.spec, options, timing[0]),
-                             asked.upscaler and stages.upscaling(asked.upscaler, asked.upscale_options))
+        upscale = (stages.upscaling(asked.upscaler, asked.upscale_options)
+                   if asked.upscaler is not None and asked.upscale_options is not None else None)
+        plans = stages.chain(stages.interpolation(asked.spec, options, timing[0]), upscale)
         scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
         return _run(reader, stages.build(plans), target, timing, scenes, dedup, deinterlace,
                     io.EncodeOptions(codec, crf, preset, pix_fmt, audio, encoder_opts), on_progress)
@@ -220,7 +226,7 @@ def _run(reader, chain: list[pipeline.Stage], target: outputs.Target, timing, sc
     _, out_rate, time_base, stretch = timing
     span: dict[str, Fraction] = {}  # first and last decoded times, duplicates included
     duplicates: list[Fraction] = []
-    writer = None
+    writer: io.ImageSequenceWriter | io.VideoWriter | None = None
 
     def frames():
         for item in reader.frames(deinterlace):
@@ -261,6 +267,7 @@ def _run(reader, chain: list[pipeline.Stage], target: outputs.Target, timing, sc
             raise MediaError("no video frames could be decoded")
         if stats.frames_in == 1:
             raise MediaError("only one frame: nothing to interpolate between")
+        assert writer is not None  # two frames or more were decoded, so the sink made one
         output = writer.close()
     except BaseException:
         if writer is not None:

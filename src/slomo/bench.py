@@ -32,9 +32,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from .errors import MediaError, UsageError
 
@@ -109,12 +110,12 @@ def plan(models: list[str] | None = None, sizes: list[str] | None = None,
         spec = interpolator.get_spec(name)
         for size in size_list:
             four_k = size == "4k"
-            if four_k and spec.scale_at_4k is None:
+            scale = spec.scale_at_4k if four_k else 1.0
+            if scale is None:
                 if sizes:  # asked for explicitly: say why it is absent
                     skipped.append({"model": name, "size": size,
                                     "skipped": "not benchmarked at 4K (too slow or too much memory)"})
                 continue
-            scale = spec.scale_at_4k if four_k else 1.0
             cases += [Case(name, size, mode, scale) for mode in mode_list]
     return Plan(cases, device, QUICK if quick else Settings(), skipped)
 
@@ -470,7 +471,8 @@ def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
         f"- **pipeline**: `slomo.convert(clip, factor=2)` of a {s.pipeline_frames}-frame H.264 "
         f"clip at that size (decode + model + libx264 encode), after a warm-up conversion of a "
         f"3-frame clip; median of {s.pipeline_runs[0]}-{s.pipeline_runs[1]} conversions.  "
-        "frames/s counts input frames (each brings one synthesized frame at factor 2, except the last, which is held: so a short clip's pipeline frames/s can exceed the model's).",
+        "frames/s counts input frames (each brings one synthesized frame at factor 2, except the last, "
+        "which is held: so a short clip's pipeline frames/s can exceed the model's).",
         "- **MB**: peak resident memory of the process that ran the case (`VmHWM`), "
         "interpreter and torch included; each case runs in its own process.",
         "- 4K only for the models that handle it: "
@@ -500,8 +502,8 @@ def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
 
 def _child(argv: list[str]) -> int:
     job = json.loads(argv[argv.index("--case") + 1])
-    settings = Settings(**{k: tuple(v) if isinstance(v, list) else v
-                           for k, v in job["settings"].items()})
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in job["settings"].items()}
+    settings = Settings(**values)
     record = run_case(Case(**job["case"]), job["device"], settings, Path(job["sample"]),
                       job["clips"])
     print(json.dumps(record))

@@ -91,8 +91,7 @@ def _progress_reporter(quiet: bool, json_out: bool):
     if quiet or not sys.stderr.isatty():
         return None
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[rate]:.1f} frames/s"), TimeRemainingColumn(),
@@ -224,7 +223,7 @@ def models_command():
     from . import interpolator, weights
 
     table = Table()
-    for column in ("model", "window", "timesteps", "weights", "about"):
+    for column in ("model", "window", "timesteps", "weights", "about", "from"):
         table.add_column(column)
     for spec in interpolator.available():
         if spec.weights:
@@ -234,7 +233,7 @@ def models_command():
             status = "none needed"
         steps = {"any": "any t", "midpoint": "t=0.5 (bisection)",
                  "fixed": "x" + "/".join(map(str, spec.factors))}[spec.timesteps]
-        table.add_row(spec.name, str(spec.window), steps, status, spec.summary)
+        table.add_row(spec.name, str(spec.window), steps, status, spec.summary, interpolator.source(spec))
     Console().print(table)
 
 
@@ -288,10 +287,10 @@ def weights_fetch(name):
 def weights_import(name, file):
     """Register a checkpoint you downloaded yourself, after verifying it loads."""
     _import_torch()
-    from . import weights
+    from . import interpolator, weights
 
     try:
-        click.echo(f"{name}: {weights.import_file(name, Path(file))}")
+        click.echo(f"{name}: {weights.import_file(name, Path(file), interpolator.verify_checkpoint)}")
     except SlomoError as exc:
         _fail(f"{file}: {exc}", 1)
 

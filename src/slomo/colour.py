@@ -59,7 +59,8 @@ def _bits(fmt: av.VideoFormat) -> int:
 
 def _plane(frame: av.VideoFrame, index: int, dtype) -> np.ndarray:
     plane = frame.planes[index]
-    rows = np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // np.dtype(dtype).itemsize)
+    per_row = plane.line_size // np.dtype(dtype).itemsize
+    rows = np.frombuffer(memoryview(plane), dtype).reshape(plane.height, per_row)
     return rows[:, : plane.width]
 
 
@@ -73,7 +74,7 @@ def to_rgb(frame: av.VideoFrame, colorspace: int, color_range: int) -> np.ndarra
     bits = _bits(fmt)
     dtype = np.uint8 if bits <= 8 else np.uint16
     h, w = frame.height, frame.width
-    planes = [_plane(frame, i, dtype).astype(np.float32) for i in range(3)]
+    planes: list[np.ndarray] = [_plane(frame, i, dtype).astype(np.float32) for i in range(3)]
     planes[1:] = [p if p.shape == (h, w) else cv2.resize(p, (w, h), interpolation=cv2.INTER_NEAREST)
                   for p in planes[1:]]
     forward = _affine(colorspace, _is_full(color_range, fmt.name), bits, h)

@@ -38,10 +38,10 @@ import heapq
 import itertools
 import math
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -383,7 +383,7 @@ def plot(per_model: dict[str, list[Result]], path: Path, protect: Sequence[str |
     except ImportError:
         raise MediaError(f"{path}: --plot needs matplotlib (pip install 'slomo[plot]')") from None
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    boundaries = []
+    boundaries: list[float] = []
     single = all(len(results) == 1 for results in per_model.values())
     for model, results in per_model.items():
         values = [f.psnr for r in results for f in r.frames]
@@ -440,7 +440,7 @@ def _write_image(path: Path, image: np.ndarray, name: Path) -> None:
 def run(source: str | Path, models: Sequence[str], factor: int = 2, limit: int | None = None,
         device: str = "auto", scale: float = 1.0, weights: str | Path | None = None,
         worst_k: int = 0, on_clip: Callable[[Result], None] | None = None
-        ) -> tuple[dict[str, list[Result]], dict[str, Worst]]:
+        ) -> tuple[dict[str, list[Result]], dict[str, Worst | None]]:
     """Evaluate ``models`` on ``source``: per-model lists of per-clip results, and worst frames."""
     for name in models:  # unknown names fail before any work
         try:
@@ -452,7 +452,7 @@ def run(source: str | Path, models: Sequence[str], factor: int = 2, limit: int |
         raise UsageError(f"{weights}: --weights is ambiguous with several models that "
                          "load weights")
     per_model: dict[str, list[Result]] = {}
-    worst: dict[str, Worst] = {}
+    worst: dict[str, Worst | None] = {}
     for name in models:
         clip_factor = clips[0].factor
         try:

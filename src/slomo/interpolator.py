@@ -1,7 +1,9 @@
 """The one interface every stage model implements, its spec, and the registry that finds them by name.
 
-A model file in ``slomo.models`` defines an :class:`Interpolator` subclass and the
-:class:`~slomo.weights.Weights` it loads, and registers a :class:`ModelSpec` with :func:`register`.
+A model file defines an :class:`Interpolator` subclass, the :class:`~slomo.weights.Weights` it
+loads and a module-level :class:`ModelSpec`; its package declares that spec in the ``slomo.models``
+entry-point group (``name = "package.module:SPEC"``), which is how the registry finds every model,
+the built-in ones included (see ``pyproject.toml``).  :func:`register` adds one programmatically.
 The spec alone answers what the model can do (factors, timesteps, devices, precisions, scales, which
 checkpoint serves a run, what follows it when it cannot do a run alone), so the API, the CLI,
 ``eval`` and ``bench`` ask it and name no model; :func:`create` checks a run against it, resolves
@@ -12,34 +14,25 @@ Frames cross the interface as :data:`slomo.frames.Frame`.
 
 from __future__ import annotations
 
-import importlib
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any
 
 from . import weights as _weights
-from .errors import UsageError
+from .errors import SlomoError, UsageError
 from .frames import Frame
 from .weights import Weights
 
 #: The interpolator of a run that names none, and the one that finishes what a model cannot do alone.
 DEFAULT_MODEL = "rife"
 
-#: Modules that register models when imported.
-MODEL_MODULES = (
-    "slomo.models.rife",
-    "slomo.models.flavr",
-    "slomo.models.bin",
-    "slomo.models.dain",
-    "slomo.models.memcnet",
-    "slomo.models.flow",
-    "slomo.models.blend",
-    "slomo.models.ffmpeg_mci",
-    "slomo.models.realesrgan",
-)
+#: The entry-point group that declares models: each entry, named as its model, points at its spec.
+ENTRY_POINT_GROUP = "slomo.models"
 
 #: What a stage does to the stream: makes frames between the input ones, or resizes each frame.
 KINDS = ("interpolate", "upscale")
@@ -88,7 +81,7 @@ def _listed(values) -> str:
     return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
-def _factors(factors: Sequence[int]) -> str:
+def _factors(factors: Sequence[int | None]) -> str:
     """``(2, 4, 8)`` as "2x, 4x and 8x"."""
     named = [f"{f}x" for f in factors]
     return " and ".join(filter(None, (", ".join(named[:-1]), named[-1])))
@@ -101,7 +94,7 @@ class ModelSpec:
     name: str
     summary: str
     #: builds the model from resolved options (device concrete, ``checkpoint`` located)
-    factory: Callable[[ModelOptions], "Interpolator"]
+    factory: Callable[[ModelOptions], Interpolator]
     kind: str = "interpolate"
     #: frames of context: 1 gives (i); 2 gives (i, i+1); 4 gives (i-1, i, i+1, i+2). Frames between
     #: the two middle ones of the window are produced.
@@ -176,13 +169,17 @@ class ModelSpec:
             return
         own = self.factors[-1]
         if self.followed_by:
-            if options.ratio is None and factor not in (1, own) and factor % own:
+            if factor is not None and options.ratio is None and factor not in (1, own) and factor % own:
                 raise UsageError(f"{self.name} makes {own}x itself and {self.followed_by} the rest: "
                                  f"the factor must be 1 or a multiple of {own}, not {factor}")
             return
         if factor not in self.factors:
-            asked = f"{factor}x" if factor else ("frames at other times" if options.retimed
-                                                 else f"{float(options.ratio):g} times the rate")
+            if factor is not None:
+                asked = f"{factor}x"
+            elif options.retimed or options.ratio is None:
+                asked = "frames at other times"
+            else:
+                asked = f"{float(options.ratio):g} times the rate"
             raise UsageError(f"model {self.name} only makes {_factors(self.factors)}, not {asked}; "
                              f"model {DEFAULT_MODEL} makes any rate")
 
@@ -227,38 +224,85 @@ class Interpolator(ABC):
         scene cuts.  ``t = 0`` is only asked of models with ``restores_keyframes``.
         """
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 - a no-op for the many stateless models, not abstract
         """Forget recurrent state: the next window does not continue the previous one."""
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 _ALIASES: dict[str, str] = {}
+_SOURCES: dict[str, str] = {}  # model name -> the distribution (or caller) that registered it
 _loaded = False
 
 
-def register(spec: ModelSpec) -> ModelSpec:
-    """Add a model to the registry (called at import time by each model module)."""
+def _holder(name: str) -> ModelSpec | None:
+    """The registered model that already answers to ``name`` (as its name or an alias)."""
+    return _REGISTRY.get(_ALIASES.get(name, name))
+
+
+def register(spec: ModelSpec, source: str = "register()") -> ModelSpec:
+    """Add a model to the registry; ``source`` says where it comes from (``slomo models`` shows it).
+
+    A name or alias another model already answers to is refused, naming both sources: two plugins
+    must never silently replace each other.
+    """
     if spec.kind not in KINDS:
         raise ValueError(f"model {spec.name}: unknown kind {spec.kind!r} ({_listed(KINDS)})")
     for w in spec.checkpoints:
         if w.model != spec.name:
             raise ValueError(f"model {spec.name}: checkpoint {w.name} is declared for {w.model}")
+    for name in (spec.name, *spec.aliases):
+        taken = _holder(name)
+        if taken is not None:
+            raise SlomoError(f"model {spec.name} from {source}: the name {name!r} is already taken by "
+                             f"model {taken.name} from {_SOURCES[taken.name]}")
     _REGISTRY[spec.name] = spec
+    _SOURCES[spec.name] = source
     for alias in spec.aliases:
         _ALIASES[alias] = spec.name
     return spec
 
 
+def source(spec: ModelSpec) -> str:
+    """Where a registered model comes from: its distribution's name, or ``register()``."""
+    return _SOURCES[spec.name]
+
+
+def _load_entry(entry: EntryPoint) -> tuple[ModelSpec, str]:
+    """The spec an entry point names and its distribution; a target that does not load is a
+    packaging error, reported, never skipped."""
+    origin = entry.dist.name if entry.dist else entry.value
+    try:
+        spec = entry.load()
+    except (ImportError, AttributeError) as exc:
+        raise SlomoError(f"model {entry.name} = {entry.value!r} from {origin} does not load: {exc}") from exc
+    if not isinstance(spec, ModelSpec) or spec.name != entry.name:
+        raise SlomoError(f"model {entry.name} = {entry.value!r} from {origin} is not the ModelSpec "
+                         f"of a model named {entry.name!r}")
+    return spec, origin
+
+
 def _load_all() -> None:
+    """Register every model the installed distributions declare, all or none."""
     global _loaded
-    if not _loaded:
-        for module in MODEL_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+    if _loaded:
+        return
+    found = [_load_entry(e) for e in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)]
+    tables: tuple[dict[str, Any], ...] = (_REGISTRY, _ALIASES, _SOURCES)
+    before = [dict(table) for table in tables]
+    try:
+        for spec, origin in found:
+            register(spec, origin)
+    except SlomoError:
+        for table, saved in zip(tables, before, strict=True):
+            table.clear()
+            table.update(saved)
+        raise
+    _loaded = True
 
 
 def available(kind: str | None = None) -> list[ModelSpec]:
-    """All registered models (of ``kind``, if given), in registration order."""
+    """All registered models (of ``kind``, if given): the declared ones by name, then those added
+    by :func:`register`."""
     _load_all()
     return [s for s in _REGISTRY.values() if kind is None or s.kind == kind]
 
@@ -321,6 +365,12 @@ def create(name: str | ModelSpec, options: ModelOptions | None = None) -> Interp
     model = spec.factory(resolve(spec, options or ModelOptions()))
     model.spec = spec
     return model
+
+
+def verify_checkpoint(entry: Weights, path: Path) -> None:
+    """Build the model of checkpoint ``entry`` from ``path`` on the CPU: a :class:`WeightsError`
+    when the file's keys or shapes do not fit before ``weights.import_file`` installs it)."""
+    create(entry.model, ModelOptions(weights=Path(path), factor=entry.factor or 2))
 
 
 def bisect_times(

@@ -332,7 +332,7 @@ class EncodeOptions:
 
 
 #: The encoder that makes the source's own format: its output plays where the source played.
-_OWN_FORMAT_ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "ffv1": "ffv1"}
+_OWN_FORMAT_ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9"}
 #: Codec tags players need: Apple's players take HEVC in MP4/MOV only as hvc1 (ffmpeg writes hev1).
 _CODEC_TAGS = {("hevc", "mp4"): "hvc1", ("hevc", "mov"): "hvc1", ("hevc", "ipod"): "hvc1"}
 
@@ -363,7 +363,7 @@ def choose_pix_fmt(codec: str, info: VideoInfo, requested: str | None) -> str:
             raise UsageError(f"{codec} cannot encode pixel format {requested!r} "
                              f"(it takes {', '.join(supported)})")
         return requested
-    keeps_format = _OWN_FORMAT_ENCODERS.get(info.codec) == codec and not info.is_sequence
+    keeps_format = codec in (info.codec, _OWN_FORMAT_ENCODERS.get(info.codec)) and not info.is_sequence
     candidates = [info.pix_fmt] if keeps_format else []
     if info.bit_depth > 8:
         candidates.append("yuv420p10le")

@@ -34,6 +34,7 @@ def interpolation(spec: ModelSpec, options: ModelOptions, timeline: pipeline.Tim
     own = spec.own_factor(options)
     if own is None or (options.ratio is None and own == options.run_factor):
         return [StagePlan(spec, options, pipeline.FactorTimeline(own) if own else timeline)]
+    assert spec.followed_by  # own_factor is None for a model nobody follows
     follower = interpolator.get_spec(spec.followed_by)
     by_factor = options.ratio is None
     rest = replace(options, weights=None, factor=options.factor // own if by_factor else options.factor)

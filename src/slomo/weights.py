@@ -40,6 +40,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import platformdirs
 
@@ -381,18 +382,16 @@ def load_checkpoint(path: Path) -> dict:
         raise WeightsError(f"{path}: not a loadable checkpoint ({exc.__class__.__name__})") from exc
 
 
-def import_file(name: str, path: Path) -> Path:
-    """Verify that a user-downloaded checkpoint loads into its model (strict keys), then install it."""
-    from . import interpolator
-
+def import_file(name: str, path: Path, loads: Callable[[Weights, Path], None]) -> Path:
+    """Install a user-downloaded checkpoint once its sha256 matches and ``loads(entry, path)``, the
+    registry's :func:`slomo.interpolator.verify_checkpoint`, has built its model from it."""
     e = entry(name)
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"file not found: {path}")
     if e.sha256 and sha256_of(path) != e.sha256:
         raise WeightsError(f"{path}: sha256 differs from the published {e.name} checkpoint")
-    options = interpolator.ModelOptions(weights=path, factor=e.factor or 2)
-    interpolator.create(e.model, options)  # raises WeightsError when the keys or shapes differ
+    loads(e, path)  # raises WeightsError when the keys or shapes differ
     from .outputs import write_file
 
     target = write_file(home() / e.name / e.file, lambda partial: shutil.copyfile(path, partial))

@@ -84,7 +84,7 @@ import torch.nn.functional as F
 
 from .. import weights
 from ..frames import Frame
-from ..interpolator import DEFAULT_MODEL, Interpolator, ModelOptions, ModelSpec, register
+from ..interpolator import DEFAULT_MODEL, Interpolator, ModelOptions, ModelSpec
 from ..weights import Weights
 
 # --------------------------------------------------------------------------------------------
@@ -352,7 +352,7 @@ def _create(options: ModelOptions) -> BinInterpolator:
     return BinInterpolator(options)
 
 
-register(ModelSpec(
+SPEC = ModelSpec(
     name="bin",
     summary="BIN (CVPR 2020): joint deblurring and 2x interpolation of blurry video",
     factory=_create,
@@ -366,4 +366,4 @@ register(ModelSpec(
     restores_keyframes=True,
     stateful=True,
     aliases=("deblur",),
-))
+)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..frames import Frame
-from ..interpolator import Interpolator, ModelOptions, ModelSpec, register
+from ..interpolator import Interpolator, ModelOptions, ModelSpec
 
 
 class Blend(Interpolator):
@@ -17,10 +17,10 @@ class Blend(Interpolator):
         return [a * (1.0 - t) + b * t for t in times]
 
 
-register(ModelSpec(
+SPEC = ModelSpec(
     name="blend",
     summary="linear cross-fade (baseline, no weights)",
     factory=Blend,
     scale_at_4k=1.0,
     memory_per_pixel=(48, 12),
-))
+)

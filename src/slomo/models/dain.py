@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from .. import weights
 from ..weights import Weights
-from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec, register
+from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec
 from .bin import _pad_amounts
 
 # --------------------------------------------------------------------------------------------
@@ -537,7 +537,7 @@ DAIN_VIMEO = Weights(
     sources=({"manual": "http://vllab1.ucmerced.edu/~wenbobao/DAIN/best.pth"},),
 )
 
-register(ModelSpec(
+SPEC = ModelSpec(
     name="dain",
     summary="DAIN (CVPR 2019): depth-aware flow projection and adaptive warping, any t",
     factory=DainInterpolator,
@@ -545,4 +545,4 @@ register(ModelSpec(
     timesteps="any",
     checkpoints=(DAIN_VIMEO,),
     devices=("cpu", "cuda", "mps"),
-))
+)

@@ -31,14 +31,14 @@ filter has no such option).  The filter is single-threaded C code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Sequence
 
 import av
 import av.filter
 
 from ..frames import Frame, from_frame, to_frame
-from ..interpolator import Interpolator, ModelOptions, ModelSpec, register
+from ..interpolator import Interpolator, ModelOptions, ModelSpec
 
 #: minterpolate's options (besides ``fps``)
 FILTER_OPTIONS = "mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none"
@@ -67,16 +67,16 @@ def _grid(times: Sequence[float]) -> int | None:
 
 def _run(a: av.VideoFrame, b: av.VideoFrame, pts: Sequence[int], time_base: Fraction,
          fps: Fraction) -> dict[int, av.VideoFrame]:
-    """Feed ``a, b, b`` at ``pts`` (in ``time_base``) to minterpolate at ``fps``; outputs by pts."""
+    """Feed ``a, b, b`` (yuv444p) at ``pts`` (in ``time_base``) to minterpolate at ``fps``; outputs by pts."""
     graph = av.filter.Graph()
-    src = graph.add_buffer(width=a.width, height=a.height, format="yuv444p", time_base=time_base)
+    src = graph.add_buffer(width=a.width, height=a.height, format=a.format, time_base=time_base)
     mi = graph.add("minterpolate", f"fps={fps.numerator}/{fps.denominator}:{FILTER_OPTIONS}")
     sink = graph.add("buffersink")
     src.link_to(mi)
     mi.link_to(sink)
     graph.configure()
     out: dict[int, av.VideoFrame] = {}
-    for frame, p in zip((a, b, b), pts):
+    for frame, p in zip((a, b, b), pts, strict=True):
         frame.pts = p
         frame.time_base = time_base
         src.push(frame)
@@ -85,6 +85,7 @@ def _run(a: av.VideoFrame, b: av.VideoFrame, pts: Sequence[int], time_base: Frac
                 made = sink.pull()
             except (av.BlockingIOError, av.EOFError):
                 break
+            assert isinstance(made, av.VideoFrame) and made.pts is not None  # a video graph's output
             out[made.pts] = made
     return out
 
@@ -119,9 +120,9 @@ class FfmpegMCI(Interpolator):
         return out
 
 
-register(ModelSpec(
+SPEC = ModelSpec(
     name="ffmpeg-mci",
     summary="FFmpeg minterpolate (mci, aobmc, bidir, vsbmc) via libavfilter (no weights)",
     factory=FfmpegMCI,
     aliases=("minterpolate",),
-))
+)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..frames import Frame
-from ..interpolator import Interpolator, ModelOptions, ModelSpec, register
+from ..interpolator import Interpolator, ModelOptions, ModelSpec
 
 #: consistency error (pixels) at which a frame's weight falls to 1/e
 OCCLUSION_PIXELS = 1.5
@@ -114,11 +114,11 @@ class DenseFlow(Interpolator):
         return out
 
 
-register(ModelSpec(
+SPEC = ModelSpec(
     name="flow",
     summary="OpenCV DIS optical flow, both directions, occlusion-aware warping (no weights)",
     factory=DenseFlow,
     scales=None,
     scale_at_4k=1.0,
     memory_per_pixel=(182, 15),
-))
+)

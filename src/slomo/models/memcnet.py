@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from .. import weights
 from ..weights import Weights
-from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec, register
+from ..interpolator import Frame, Interpolator, ModelOptions, ModelSpec
 from .bin import _pad_amounts
 from .dain import depth_flow_projection, filter_interpolation, single_path
 
@@ -224,7 +224,7 @@ MEMC_NET_VIMEO = Weights(
     sources=({"manual": "http://vllab1.ucmerced.edu/~wenbobao/MEMC-Net/MEMC-Net_best.pth"},),
 )
 
-register(ModelSpec(
+SPEC = ModelSpec(
     name="memc-net",
     summary="MEMC-Net (TPAMI 2019): flow projection and adaptive warping with occlusion, t = 0.5",
     factory=MemcNetInterpolator,
@@ -232,4 +232,4 @@ register(ModelSpec(
     timesteps="midpoint",
     checkpoints=(MEMC_NET_VIMEO,),
     devices=("cpu", "cuda", "mps"),
-))
+)

@@ -40,7 +40,6 @@ from ..interpolator import (
     ModelOptions,
     ModelSpec,
     get_spec,
-    register,
     resolve,
 )
 from ..weights import Weights
@@ -333,18 +332,25 @@ def create(model: str = DEFAULT_MODEL, scale: int = 2, device: str = "cpu", prec
     return upscaler
 
 
-for _name, _arch in ARCHITECTURES.items():
-    register(ModelSpec(
-        name=_name,
-        summary=_arch.summary,
-        factory=lambda options, name=_name: _from_options(name, options),
+def _spec(name: str) -> ModelSpec:
+    """The stage spec of upscaler ``name`` (declared in the ``slomo.models`` entry points)."""
+    arch = ARCHITECTURES[name]
+    return ModelSpec(
+        name=name,
+        summary=arch.summary,
+        factory=lambda options: _from_options(name, options),
         kind="upscale",
         window=1,
         timesteps="fixed",
         factors=SCALES,
-        checkpoints=(_arch.checkpoint,),
+        checkpoints=(arch.checkpoint,),
         devices=("cpu", "cuda", "mps"),
         precisions=PRECISIONS,
         restores_keyframes=True,
         convert=convert,
-    ))
+    )
+
+
+ANIMEVIDEOV3_SPEC = _spec("realesr-animevideov3")
+X4PLUS_SPEC = _spec("realesrgan-x4plus")
+X4PLUS_ANIME_SPEC = _spec("realesrgan-x4plus-anime")

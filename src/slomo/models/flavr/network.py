@@ -1,4 +1,6 @@
-"""FLAVR (Kalluri et al., "FLAVR: Flow-Agnostic Video Representations for Fast Frame
+"""The FLAVR network and its interpolator (imports torch; :mod:`slomo.models.flavr` declares them).
+
+FLAVR (Kalluri et al., "FLAVR: Flow-Agnostic Video Representations for Fast Frame
 Interpolation", CVPR 2021), re-implemented to load the authors' released checkpoints unchanged.
 
 The published files ``FLAVR_2x.pth``, ``FLAVR_4x.pth`` and ``FLAVR_8x.pth`` hold
@@ -34,20 +36,18 @@ Differences, each only where the authors' script could not run as is:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import weights as _weights
-from ..frames import Frame
-from ..interpolator import Interpolator, ModelOptions, ModelSpec, register
-from ..weights import Weights
+from ... import weights as _weights
+from ...frames import Frame
+from ...interpolator import Interpolator, ModelOptions
 
-FACTORS = (2, 4, 8)
 N_INPUTS = 4
 ALIGN = 8  # the encoder downsamples three times by 2
 
@@ -174,8 +174,8 @@ class FlavrNet(nn.Module):
         # the authors stack the 4 time slices along channels and fuse them with a 1x1 conv; the
         # same sum as a (T, 1, 1) 3D conv over (B, 64, T, H, W) avoids copying the stack
         b, c, t, h, w = d.shape
-        fuse = self.feature_fuse.conv[0].weight  # (64, T * 64, 1, 1), channel index t * 64 + c
-        fuse = fuse.view(fuse.shape[0], t, c).permute(0, 2, 1)[..., None, None]
+        weight = self.feature_fuse.get_parameter("conv.0.weight")  # (64, T * 64, 1, 1): index t * 64 + c
+        fuse = weight.view(weight.shape[0], t, c).permute(0, 2, 1)[..., None, None]
         d = self._lrelu(F.conv3d(d, fuse.contiguous())[:, :, 0])
         out = self.outconv(d)
         del d
@@ -311,8 +311,8 @@ class Flavr(Interpolator):
         else:
             out = np.zeros((self.factor - 1, 3, h, w), np.float32)
             total = np.zeros((h, w), np.float32)
-            for (y0, y1), wy in zip(ys, _axis_weights(ys)):
-                for (x0, x1), wx in zip(xs, _axis_weights(xs)):
+            for (y0, y1), wy in zip(ys, _axis_weights(ys), strict=True):
+                for (x0, x1), wx in zip(xs, _axis_weights(xs), strict=True):
                     piece = self._run(np.ascontiguousarray(clip[:, :, y0:y1, x0:x1]), mean)
                     weight = np.outer(wy, wx).astype(np.float32)
                     out[:, :, y0:y1, x0:x1] += piece * weight
@@ -331,79 +331,34 @@ class Flavr(Interpolator):
             if abs(t * self.factor - j) > 1e-4 or not 0 <= j < self.factor:
                 raise ValueError(f"FLAVR {self.factor}x only produces t = j/{self.factor}, not {t}")
             steps.append(j)
-        if any(steps):
-            same = self._cached_window is not None and all(
-                a.shape == b.shape and np.array_equal(a, b)
-                for a, b in zip(self._cached_window, window))
-            if not same:
-                self._cached_frames = None  # free the old frames before computing the new ones
-                self._cached_frames = self._predict(window)
-                self._cached_window = [np.array(f, dtype=np.float32, copy=True) for f in window]
         middle = np.asarray(window[1], dtype=np.float32)
-        return [middle.copy() if j == 0 else self._cached_frames[j - 1].copy() for j in steps]
+        if not any(steps):
+            return [middle.copy() for _ in steps]
+        made = self._predicted(window)
+        return [middle.copy() if j == 0 else made[j - 1].copy() for j in steps]
+
+    def _predicted(self, window: Sequence[Frame]) -> np.ndarray:
+        """The in-between frames of ``window``, kept while the same window is asked again."""
+        same = self._cached_window is not None and all(
+            a.shape == b.shape and np.array_equal(a, b)
+            for a, b in zip(self._cached_window, window, strict=True))
+        if same and self._cached_frames is not None:
+            return self._cached_frames
+        self._cached_frames = None  # free the old frames before computing the new ones
+        made = self._predict(window)
+        self._cached_frames = made
+        self._cached_window = [np.array(f, dtype=np.float32, copy=True) for f in window]
+        return made
 
     def reset(self) -> None:
         self._cached_window = None
         self._cached_frames = None
 
 
-FLAVR_2X = Weights(
-    name="flavr-2x",
-    model="flavr",
-    file="FLAVR_2x.pth",
-    size=None,
-    sha256=None,
-    license="Apache-2.0",
-    description="FLAVR unet_18 (CVPR 2021), 2x: the in-between frame from 4 input frames in one pass",
-    sources=(
-        {"manual": "https://drive.google.com/file/d/1IZe-39ZuXy3OheGJC-fT3shZocGYuNdH/view?usp=sharing"},
-    ),
-    metadata={"factor": 2},
-)
-
-FLAVR_4X = Weights(
-    name="flavr-4x",
-    model="flavr",
-    file="FLAVR_4x.pth",
-    size=None,
-    sha256=None,
-    license="Apache-2.0",
-    description="FLAVR unet_18 (CVPR 2021), 4x: all 3 in-between frames from 4 input frames in one pass",
-    sources=(
-        {"manual": "https://drive.google.com/file/d/1GARJK0Ti1gLH_O0spxAEqzbMwUKqE37S/view?usp=sharing"},
-    ),
-    metadata={"factor": 4},
-)
-
-FLAVR_8X = Weights(
-    name="flavr-8x",
-    model="flavr",
-    file="FLAVR_8x.pth",
-    size=None,
-    sha256=None,
-    license="Apache-2.0",
-    description="FLAVR unet_18 (CVPR 2021), 8x: all 7 in-between frames from 4 input frames in one pass",
-    sources=(
-        {"manual": "https://drive.google.com/file/d/1xoZqWJdIOjSaE2DtH4ifXKlRwFySm5Gq/view?usp=sharing"},
-    ),
-    metadata={"factor": 8},
-)
-
-
-def _factory(options: ModelOptions) -> Flavr:
+def create(options: ModelOptions) -> Flavr:
+    """The model for a resolved run: its factor's checkpoint loaded (strict) onto its device."""
     factor = options.run_factor
+    # the spec admits only the factors it has checkpoints for, and create() located the file
+    assert factor is not None and options.checkpoint is not None
     net = load_network(options.checkpoint, factor)
     return Flavr(net, factor, device=options.device, precision=options.precision)
-
-
-register(ModelSpec(
-    name="flavr",
-    summary="FLAVR (CVPR 2021): 3D U-Net over 4 frames, all 2x/4x/8x frames in one pass",
-    factory=_factory,
-    window=4,
-    timesteps="fixed",
-    factors=FACTORS,
-    checkpoints=(FLAVR_2X, FLAVR_4X, FLAVR_8X),
-    devices=("cpu", "cuda"),
-    precisions=("fp32", "bf16", "fp16"),
-))

@@ -1,0 +1,5 @@
+"""``python -m slomo``: the ``slomo`` command."""
+
+from .cli import main
+
+main()
