@@ -77,14 +77,17 @@ def main() -> None:
     upscale = interpolate_small = interpolate_big = float("inf")
     for _ in range(args.repeats):
         upscale = min(upscale, best_seconds(lambda: upscaler.upscale(small), 1))
-        interpolate_small = min(interpolate_small, best_seconds(lambda: model.interpolate(frames[:2], times), 1))
-        interpolate_big = min(interpolate_big, best_seconds(lambda: model.interpolate([big, big_next], times), 1))
+        interpolate_small = min(interpolate_small,
+                                best_seconds(lambda: model.interpolate(frames[:2], times), 1))
+        interpolate_big = min(interpolate_big,
+                              best_seconds(lambda: model.interpolate([big, big_next], times), 1))
     pairs, outputs = len(frames) - 1, len(frames) + (len(frames) - 1) * (args.factor - 1)
     costs = {"interpolate then upscale": pairs * interpolate_small + outputs * upscale,
              "upscale then interpolate": len(frames) * upscale + pairs * interpolate_big}
     print(f"{len(frames)} frames {width}x{height}, {args.model} x{args.factor}, {args.upscaler} "
           f"x{args.upscale}: {outputs} output frames; per call: upscale {upscale:.2f} s, interpolate "
-          f"{len(times)} frames at {width}x{height} {interpolate_small:.2f} s, upscaled {interpolate_big:.2f} s")
+          f"{len(times)} frames at {width}x{height} {interpolate_small:.2f} s, "
+          f"upscaled {interpolate_big:.2f} s")
     print("| order | seconds | seconds per output frame |\n| --- | --- | --- |")
     for name, seconds in costs.items():
         print(f"| {name} | {seconds:.2f} | {seconds / outputs:.3f} |")
@@ -100,9 +103,10 @@ def quality(model, upscaler, args, width: int, height: int) -> None:
     truth = sample_frames(SAMPLE, count, width * args.upscale, height * args.upscale)
     inputs = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in truth[::args.factor]]
     wanted = [f for i, f in enumerate(truth) if i % args.factor]
-    for name, order in (("interpolate then upscale", interpolate_first), ("upscale then interpolate", upscale_first)):
+    orders = (("interpolate then upscale", interpolate_first), ("upscale then interpolate", upscale_first))
+    for name, order in orders:
         made = order(model, upscaler, inputs, args.factor)
-        score = np.mean([psnr(from_frame(m), from_frame(w)) for m, w in zip(made, wanted)])
+        score = np.mean([psnr(from_frame(m), from_frame(w)) for m, w in zip(made, wanted, strict=True)])
         print(f"{name}: in-between frames {score:.2f} dB PSNR against the real frames")
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--crop", default="480x270", help="WxH centre crop of the originals; 0x0: none")
-    parser.add_argument("--methods", default=",".join([*evaluate.UPSCALE_BASELINES, *realesrgan.ARCHITECTURES]))
+    parser.add_argument("--methods",
+                        default=",".join([*evaluate.UPSCALE_BASELINES, *realesrgan.ARCHITECTURES]))
     args = parser.parse_args()
     crop_w, crop_h = (int(v) for v in args.crop.split("x"))
     crop = (crop_w, crop_h) if crop_w and crop_h else None

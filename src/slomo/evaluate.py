@@ -573,5 +573,6 @@ def run_upscaling(source: str | Path, methods: Sequence[str], scale: int = 2, li
     results = []
     for video in videos:
         pairs = upscale_pairs(video, scale, limit or 4, crop)
-        results += [evaluate_upscaling(name, upscale, video.name, pairs) for name, upscale in upscalers.items()]
+        results += [evaluate_upscaling(name, upscale, video.name, pairs)
+                    for name, upscale in upscalers.items()]
     return results

@@ -166,7 +166,7 @@ def state_dict(layers: list[Layer], template: dict[str, torch.Tensor], where: st
     if len(blobs) != len(template):
         raise WeightsError(f"{where}: {len(blobs)} tensors, the model has {len(template)}")
     converted = {}
-    for (key, expected), blob in zip(template.items(), blobs):
+    for (key, expected), blob in zip(template.items(), blobs, strict=True):
         if tuple(expected.shape) != tuple(blob.shape):
             raise WeightsError(f"{where}: tensor for {key} has shape {tuple(blob.shape)}, "
                                f"the model's is {tuple(expected.shape)}")
