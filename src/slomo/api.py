@@ -121,9 +121,9 @@ def request(*, factor: int | None = None, fps: float | str | Fraction | None = N
                                         scale=scale, precision=precision,
                                         factor=2 if factor is None else factor,
                                         retimed=dedup or max_fps is not None)
-    if rate is None:
+    if rate is None and not (upscale is not None and stages.only_upscales(spec, options)):
         spec.check(options)
-    else:  # the rate's ratio to the input's is known once the input is open
+    else:  # the rate's ratio to the input's is known once the input is open; or the model is not run
         spec.check_setup(options)
     if upscale is None:
         if upscale_model:
@@ -189,7 +189,8 @@ def convert(
     ``dedup`` drops repeated frames (animation on twos) and re-times the rest evenly;
     ``max_fps`` caps the output rate; ``deinterlace`` runs yadif on interlaced input.
     ``upscale`` N resizes every output frame N times with ``upscale_model`` (default: the first
-    installed upscaler that makes N).
+    installed upscaler that makes N), before interpolating (see ``stages.upscales_first``); with
+    ``factor`` 1 it is the only stage.
     ``chunk_seconds`` splits the input at keyframes into chunks of about that length, converted one
     after another, ``jobs`` at once, or on the Ray cluster at ``ray`` (``host:port`` or ``local``),
     and joined into exactly the one-piece output; ``resume`` reuses the chunks an interrupted run
@@ -215,8 +216,11 @@ def convert(
     try:
         info = reader.info
         pipeline.check_output_rate(rate or info.rate * factor, src)
-        pipeline.check_memory(asked.spec, info.width, info.height, src,
-                              (rate or info.rate * factor) / info.rate)
+        if not (asked.upscaler and stages.only_upscales(asked.spec, asked.options)):  # the interpolator runs
+            first = asked.upscaler is not None and stages.upscales_first(asked.spec)
+            grown = asked.upscale_options.factor if first and asked.upscale_options else 1
+            pipeline.check_memory(asked.spec, info.width * grown, info.height * grown, src,
+                                  (rate or info.rate * factor) / info.rate)
         target = outputs.plan(src, dst, factor=factor if rate is None else None, fps=rate, slowmo=slowmo,
                               overwrite=overwrite, batch=batch)
         _check_crf(codec, target.path, crf)
@@ -231,9 +235,9 @@ def convert(
         timing = _timing(info, factor, rate, slowmo, dedup,
                          parse_rate(max_fps) if max_fps is not None else None)
         options = asked.options if rate is None else replace(asked.options, ratio=rate / info.rate)
-        plans = stages.interpolation(asked.spec, options, timing[0])
-        if asked.upscaler is not None and asked.upscale_options is not None:
-            plans.append(stages.upscaling(asked.upscaler, asked.upscale_options))
+        upscaling = (stages.upscaling(asked.upscaler, asked.upscale_options)
+                     if asked.upscaler is not None and asked.upscale_options is not None else None)
+        plans = stages.chain(stages.interpolation(asked.spec, options, timing[0]), upscaling)
         scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
         encode = io.EncodeOptions(codec, crf, preset, pix_fmt, audio, encoder_opts)
         if piece is not None:

@@ -319,9 +319,12 @@ def weights_import(name, file):
               help="Folder for ground truth / output / error images of the worst frames.")
 @click.option("--worst", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many worst frames per model --save-diff writes.")
+@click.option("--upscale", type=int, default=None,
+              help="Score upscalers instead: shrink frames N times, upscale them back (--model: "
+                   "upscalers, bicubic, lanczos).")
 @click.option("--debug", is_flag=True, help="Tracebacks on errors.")
 def eval_command(source, factor, models, limit, device, scale, weights, json_out, plot, save_diff,
-                 worst, debug):
+                 worst, upscale, debug):
     """Quality: rebuild dropped frames of real footage (or Middlebury / Vimeo-90K) and score them.
 
     SOURCE is a video, a folder of videos, a Middlebury "other" folder (other-data/,
@@ -331,6 +334,9 @@ def eval_command(source, factor, models, limit, device, scale, weights, json_out
     from . import evaluate, interpolator
 
     logging.basicConfig(format="slomo: warning: %(message)s", level=logging.WARNING)
+    if upscale is not None:
+        _eval_upscaling(source, upscale, models, limit, device, json_out, debug)
+        return
     if models is None:
         names = [s.name for s in interpolator.available("interpolate") if not s.checkpoints]
     else:
@@ -365,21 +371,47 @@ def eval_command(source, factor, models, limit, device, scale, weights, json_out
     if json_out:
         click.echo(json.dumps(records, indent=2))
         return
-    _eval_table(records, factor)
+    _eval_table(records, f"rebuilt frames (factor {factor} on videos)")
     if plot:
         click.echo(f"plot: {plot}", err=True)
     if save_diff:
         click.echo(f"{len(written)} difference images in {save_diff}", err=True)
 
 
-def _eval_table(records, factor) -> None:
+def _eval_upscaling(source, scale, models, limit, device, json_out, debug) -> None:
+    """``slomo eval --upscale N``: the upscalers and plain resizes scored on shrunk real frames."""
+    from dataclasses import asdict
+
+    from . import evaluate, stages
+
+    try:
+        names = ([m.strip() for m in models.split(",") if m.strip()] if models else
+                 [*evaluate.UPSCALE_BASELINES, stages.upscaler_for(scale).name])
+        results = evaluate.run_upscaling(source, names, scale=scale, limit=limit, device=device)
+    except UsageError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(f"{source}: {exc}", 2)
+    except (SlomoError, OSError, RuntimeError) as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(f"{source}: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", 1)
+    records = [{"model": r.method, **asdict(r)} for r in results]
+    for r in records:
+        del r["method"]
+    if json_out:
+        click.echo(json.dumps(records, indent=2))
+        return
+    _eval_table(records, f"upscaled {scale}x from frames shrunk {scale}x (area)")
+
+
+def _eval_table(records, title) -> None:
     from rich.console import Console
     from rich.table import Table
 
     clips = {r["clip"] for r in records if r["clip"] != "overall"}
     shown = records if len(clips) <= 30 else [r for r in records if r["clip"] == "overall"]
     has_ie = any("ie" in r for r in records)
-    title = f"rebuilt frames (factor {factor} on videos)"
     if len(shown) < len(records):
         title += f"; {len(clips)} clips, overall only (--json for each)"
     table = Table(title=title)

@@ -482,3 +482,99 @@ def records(per_model: dict[str, list[Result]]) -> list[dict]:
         if len(results) > 1:
             out.append(overall(model, results).record())
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# upscaling quality: downscale real frames, upscale them back, compare with the originals
+
+#: the plain resizes an upscaler must beat, as OpenCV implements them
+UPSCALE_BASELINES = {"bicubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
+
+
+@dataclass
+class UpscaleResult:
+    """Mean PSNR/SSIM of one method on one clip's frames, and the seconds it spent upscaling."""
+
+    method: str
+    clip: str
+    frames: int
+    psnr: float
+    ssim: float
+    seconds: float
+
+
+def upscale_pairs(path: Path, scale: int, count: int, crop: tuple[int, int] | None = None
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` (low, original) pairs spread over a video: the original frame (8-bit, centre
+    ``crop`` = (width, height) when given, trimmed to a multiple of ``scale``) and its area-filtered
+    downscale by ``scale``, rounded to 8 bits as a decoded low-resolution video would be."""
+    reader = io.open_input(str(path))
+    step = max(1, (reader.info.frames or count) // count)
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    try:
+        for index, (_, frame) in enumerate(reader.frames()):
+            if index % step or len(pairs) == count:
+                continue
+            original = to_uint8(frame)
+            height, width = original.shape[:2]
+            crop_w, crop_h = crop or (width, height)
+            crop_w, crop_h = min(crop_w, width) // scale * scale, min(crop_h, height) // scale * scale
+            top, left = (height - crop_h) // 2, (width - crop_w) // 2
+            original = original[top:top + crop_h, left:left + crop_w]
+            low = cv2.resize(original, (crop_w // scale, crop_h // scale), interpolation=cv2.INTER_AREA)
+            pairs.append((to_frame(low), original))
+    finally:
+        reader.close()
+    return pairs
+
+
+def baseline_upscaler(name: str, scale: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A plain OpenCV resize by ``scale`` (see :data:`UPSCALE_BASELINES`) as an upscaler."""
+    flag = UPSCALE_BASELINES[name]
+
+    def upscale(frame: np.ndarray) -> np.ndarray:
+        return cv2.resize(frame, (frame.shape[1] * scale, frame.shape[0] * scale), interpolation=flag)
+
+    return upscale
+
+
+def evaluate_upscaling(method: str, upscale: Callable[[np.ndarray], np.ndarray], clip: str,
+                       pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> UpscaleResult:
+    """Score ``upscale`` (float RGB in [0, 1] -> float RGB ``scale`` times larger) on the pairs."""
+    psnrs, ssims, seconds = [], [], 0.0
+    for low, original in pairs:
+        start = time.perf_counter()
+        rebuilt = to_uint8(np.clip(upscale(low), 0.0, 1.0))
+        seconds += time.perf_counter() - start
+        psnrs.append(psnr(rebuilt, original))
+        ssims.append(ssim(rebuilt, original))
+    return UpscaleResult(method, clip, len(pairs), float(np.mean(psnrs)), float(np.mean(ssims)), seconds)
+
+
+def _upscaler(name: str, scale: int, device: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A baseline resize or a registered upscaling model, as a function of one frame."""
+    if name in UPSCALE_BASELINES:
+        return baseline_upscaler(name, scale)
+    spec = interpolator.get_spec(name, kind="upscale")
+    model = interpolator.create(spec, interpolator.ModelOptions(device=device, factor=scale))
+    return lambda frame: model.interpolate([frame], [0.0])[0]
+
+
+def run_upscaling(source: str | Path, methods: Sequence[str], scale: int = 2, limit: int | None = None,
+                  device: str = "auto", crop: tuple[int, int] | None = None) -> list[UpscaleResult]:
+    """Score upscalers (and the plain resizes of :data:`UPSCALE_BASELINES`) on a video or a folder
+    of videos: ``limit`` frames of each (default 4), shrunk ``scale`` times and upscaled back."""
+
+    path = Path(source)
+    if not path.exists():
+        raise MediaError(f"{path}: no such file or folder")
+    videos = [path] if path.is_file() else outputs.find_videos(path)
+    if not videos:
+        raise MediaError(f"{path}: no videos here")
+    upscalers = {name: _upscaler(name, scale, device) for name in methods}  # unknown names fail first
+    results = []
+    for video in videos:
+        pairs = upscale_pairs(video, scale, limit or 4, crop)
+        results += [evaluate_upscaling(name, upscale, video.name, pairs)
+                    for name, upscale in upscalers.items()]
+    return results

@@ -131,6 +131,9 @@ class ModelSpec:
     #: peak memory of a call, bytes per frame pixel: for one timestep, and for each further one
     #: (measured by benchmarks/memory_per_pixel.py)
     memory_per_pixel: tuple[int, int] = (0, 0)
+    #: turns the files of a checkpoint published in another format (a source with ``"convert"``,
+    #: e.g. an ncnn model) into a state dict of this model, at fetch time; None: none are
+    convert: Callable[[Weights, dict[str, Path]], dict] | None = None
 
     @property
     def weights(self) -> tuple[str, ...]:

