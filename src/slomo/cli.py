@@ -114,8 +114,9 @@ def _progress_reporter(quiet: bool, json_out: bool):
               show_default=True, help="Model arithmetic (bf16 on CPU/CUDA, fp16 on CUDA).")
 @click.option("--upscale", type=int, default=None, help="Also enlarge every frame N times.")
 @click.option("--upscale-model", default=None, help="Upscaler (default: the first that makes N).")
-@click.option("--codec", default=None, help="Video encoder (default: the source's own format where the container takes "
-              "it, else libx264; VP9 for .webm; HEVC Main 10 for other sources over 8 bits).")
+@click.option("--codec", default=None,
+              help="Video encoder (default: the source's own format where the container takes it, "
+                   "else libx264; VP9 for .webm; HEVC Main 10 for other sources over 8 bits).")
 @click.option("--crf", type=int, default=18, show_default=True)
 @click.option("--preset", default="medium", show_default=True)
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the source's).")
