@@ -38,15 +38,15 @@ def _interrupt_during_torch_import(args: list[str], cwd: Path) -> subprocess.Com
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
-@pytest.mark.parametrize("command", ["models", "convert"])
+@pytest.mark.parametrize("command", ["eval", "convert"])
 def test_interrupt_during_torch_import_exits_130_with_one_line(tmp_path, command):
-    args = ["models"]
-    if command == "convert":
-        write_clip(tmp_path / "clip.mp4", moving_frames(6), audio=False)
-        args = ["clip.mp4", "-m", "blend", "-o", "out.mp4"]
+    """Every command that runs models imports torch first, with an interrupt ending it at once."""
+    write_clip(tmp_path / "clip.mp4", moving_frames(6), audio=False)
+    args = (["clip.mp4", "-m", "blend", "-o", "out.mp4"] if command == "convert"
+            else ["eval", "clip.mp4", "-m", "blend"])
     done = _interrupt_during_torch_import(args, tmp_path)
     assert done.returncode == 130, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("slomo: error: interrupted"), done.stderr
     assert not (tmp_path / "out.mp4").exists()
-    assert os.listdir(tmp_path) == (["clip.mp4"] if command == "convert" else [])
+    assert os.listdir(tmp_path) == ["clip.mp4"]

@@ -17,11 +17,12 @@ import logging
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import av
 import av.logging
@@ -89,6 +90,31 @@ def _rgb_format(bit_depth: int) -> str:
     return "rgb24" if bit_depth <= 8 else "rgb48le"
 
 
+def _wait_for_writer(path: str) -> BinaryIO:
+    """Open a named pipe (a FIFO, ``<(ffmpeg ...)``) for reading, once.
+
+    Opening a pipe waits for its writer inside the kernel, where a signal delivered to another
+    thread would never wake it; so the open runs in a helper thread while this one waits in short
+    steps, and Ctrl-C or SIGTERM stop the run at once whatever thread the signal reached.
+    """
+    opened: list[BinaryIO] = []
+    failed: list[OSError] = []
+
+    def open_it() -> None:
+        try:
+            opened.append(open(path, "rb"))  # noqa: SIM115 (owned by the reader, closed with it)
+        except OSError as exc:
+            failed.append(exc)
+
+    waiter = threading.Thread(target=open_it, name="slomo-pipe", daemon=True)
+    waiter.start()
+    while waiter.is_alive():
+        waiter.join(0.1)
+    if failed:
+        raise MediaError(f"cannot open the pipe ({failed[0].strerror})")
+    return opened[0]
+
+
 class VideoReader:
     """Decodes one video stream frame by frame, skipping corrupt packets with a warning."""
 
@@ -98,10 +124,12 @@ class VideoReader:
             raise MediaError("no such file")
         if os.path.isdir(self.path):
             raise MediaError("is a folder")
+        self._pipe = _wait_for_writer(self.path) if stat.S_ISFIFO(os.stat(self.path).st_mode) else None
         try:
             with _libav_log():
-                self._container = av.open(self.path, metadata_errors="ignore")
+                self._container = av.open(self._pipe or self.path, "r", metadata_errors="ignore")
         except av.FFmpegError as exc:
+            self._close_pipe()
             raise MediaError(f"not a video PyAV can open ({_ffmpeg_reason(exc)})") from None
         if not self._container.streams.video:
             kinds: list[str] = sorted({s.type for s in self._container.streams}) or ["no streams"]
@@ -222,6 +250,11 @@ class VideoReader:
 
     def close(self) -> None:
         self._container.close()
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
 
 
 #: Leading frames without a timestamp held back (decoded, so bounded) to go before the first timed one.
