@@ -28,7 +28,7 @@ from slomo import interpolator
 from slomo.bench import sample_frames
 from slomo.frames import from_frame
 from slomo.interpolator import ModelOptions
-from slomo.models import realesrgan
+from slomo.models.realesrgan import network as realesrgan
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".cache" / "media" / "bigbuckbunny.mp4"
 

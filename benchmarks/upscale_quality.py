@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from slomo import evaluate
-from slomo.models import realesrgan
+from slomo.models.realesrgan import network as realesrgan
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = (ROOT / ".cache" / "media" / "bigbuckbunny.mp4", ROOT / ".cache" / "media" / "bikes.mp4")

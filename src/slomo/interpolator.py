@@ -368,15 +368,16 @@ def resolve(spec: ModelSpec, options: ModelOptions) -> ModelOptions:
     return replace(options, device=device, checkpoint=checkpoint)
 
 
-def deferred(module: str, name: str) -> Callable[[ModelOptions], Interpolator]:
-    """A factory that imports ``module`` (and with it torch) only when a run builds the model, so
-    that a spec can be declared, listed and checked in a module that stays light."""
+def deferred(module: str, name: str, *bound: Any) -> Callable[..., Any]:
+    """``module.name(*bound, ...)``, importing ``module`` (and with it torch) only when called: a
+    factory (or converter) for a spec declared in a module that stays light, so specs can be
+    listed and checked without loading any network."""
 
-    def build(options: ModelOptions) -> Interpolator:
-        return getattr(importlib.import_module(module), name)(options)
+    def call(*args: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*bound, *args)
 
-    build.__qualname__ = f"{module}.{name}"
-    return build
+    call.__qualname__ = f"{module}.{name}"
+    return call
 
 
 def create(name: str | ModelSpec, options: ModelOptions | None = None) -> Interpolator:
