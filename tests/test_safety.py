@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import pytest
@@ -198,12 +199,33 @@ def test_a_pipe_input_is_read_once(tmp_path, audio):
         assert len(read_video(tmp_path / "out.mkv")[0]) == 24
 
 
+def wait_until_opening_a_pipe(proc: subprocess.Popen, limit: float = 60.0) -> None:
+    """Until one of the process's threads waits in the kernel for a pipe's writer (Linux tells
+    it as ``wait_for_partner``); elsewhere, a few seconds."""
+    tasks = Path(f"/proc/{proc.pid}/task")
+    if not tasks.exists():
+        time.sleep(3)
+        return
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        waits = []
+        for task in tasks.glob("*/wchan"):
+            try:
+                waits.append(task.read_text())
+            except OSError:
+                continue
+        if "wait_for_partner" in waits:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the run never reached the pipe's open")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signals_stop_a_run_waiting_for_a_pipe(tmp_path, sig):
     fifo = tmp_path / "pipe.mkv"
     os.mkfifo(fifo)  # nobody ever writes: opening it waits
     proc = convert_process(fifo, "-m", "blend", "-q")
-    time.sleep(3)  # let it reach the blocking open (not a timing measurement)
+    wait_until_opening_a_pipe(proc)
     proc.send_signal(sig)
     try:
         proc.wait(timeout=30)
