@@ -175,9 +175,17 @@ def feed(fifo, data):
     return thread
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C and SIGTERM at their defaults in the child, as a terminal starts a command: a test
+    runner started in the background inherits SIGINT ignored, and so would every child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def convert_process(*args):
     return subprocess.Popen([sys.executable, "-m", "slomo.cli", *map(str, args)],
-                            stderr=subprocess.PIPE, text=True, cwd=os.getcwd())
+                            stderr=subprocess.PIPE, text=True, cwd=os.getcwd(),
+                            preexec_fn=_as_from_a_terminal)
 
 
 @pytest.mark.parametrize("audio", [False, True])
