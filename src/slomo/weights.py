@@ -377,9 +377,12 @@ def load_checkpoint(path: Path) -> dict:
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
         raise WeightsError(f"{path}: not a loadable checkpoint ({exc.__class__.__name__})") from exc
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path}: not a checkpoint (holds a {type(state).__name__}, not named tensors)")
+    return state
 
 
 def import_file(name: str, path: Path, loads: Callable[[Weights, Path], None]) -> Path:

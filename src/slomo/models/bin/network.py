@@ -260,8 +260,6 @@ class BinInterpolator(Interpolator):
         self.net = BINNet().eval()
         path = options.checkpoint_file()
         state = weights.load_checkpoint(path)
-        if not isinstance(state, dict):
-            raise weights.WeightsError(f"{path}: not a BIN state_dict")
         weights.load_into(self.net, state, strip="module.")
         self.net.to(self.device)
         self.autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.precision)

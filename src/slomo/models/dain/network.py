@@ -512,8 +512,6 @@ class DainInterpolator(Interpolator):
         self.net = DAINNet().eval()
         path = options.checkpoint_file()
         state = weights.load_checkpoint(path)
-        if not isinstance(state, dict):
-            raise weights.WeightsError(f"{path}: not a DAIN state_dict")
         weights.load_into(self.net, state, strip="module.")
         self.net.to(self.device)
 

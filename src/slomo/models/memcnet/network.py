@@ -190,8 +190,6 @@ class MemcNetInterpolator(Interpolator):
         self.net = MEMCNet().eval()
         path = options.checkpoint_file()
         state = weights.load_checkpoint(path)
-        if not isinstance(state, dict):
-            raise weights.WeightsError(f"{path}: not a MEMC-Net state_dict")
         weights.load_into(self.net, with_batch_norm_counters(self.net, state), strip="")
         self.net.to(self.device)
 
