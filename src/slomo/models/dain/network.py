@@ -504,6 +504,27 @@ class DAINNet(nn.Module):
 # the interpolator
 
 
+def padded_pair(window: Sequence[Frame], device: torch.device
+                ) -> tuple[list[torch.Tensor], tuple[int, int, int, int]]:
+    """The window's two frames as replicate-padded tensors (as the official demos pad them), and
+    the box ``(top, left, height, width)`` that :func:`cropped_frame` cuts back out."""
+    h, w = window[0].shape[:2]
+    left, right = _pad_amounts(w)
+    top, bottom = _pad_amounts(h)
+    pair = []
+    for frame in window:
+        t = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
+        t = t.permute(2, 0, 1).unsqueeze(0).to(device)
+        pair.append(F.pad(t, (left, right, top, bottom), mode="replicate"))
+    return pair, (top, left, h, w)
+
+
+def cropped_frame(out: torch.Tensor, box: tuple[int, int, int, int]) -> Frame:
+    """A network output, padding cut off, as a :data:`Frame`."""
+    top, left, h, w = box
+    return out[0, :, top:top + h, left:left + w].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
 class DainInterpolator(Interpolator):
     """Any-t interpolation between the two frames of a window; see the module docstring."""
 
@@ -518,15 +539,7 @@ class DainInterpolator(Interpolator):
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
         if len(window) != 2:
             raise ValueError(f"DAIN needs a window of 2 frames, got {len(window)}")
-        h, w = window[0].shape[:2]
-        left, right = _pad_amounts(w)
-        top, bottom = _pad_amounts(h)
-        pair = []
-        for frame in window:
-            t = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
-            t = t.permute(2, 0, 1).unsqueeze(0).to(self.device)
-            pair.append(F.pad(t, (left, right, top, bottom), mode="replicate"))
+        pair, box = padded_pair(window, self.device)
         with torch.inference_mode():
             outputs = self.net(pair[0], pair[1], list(times))
-        return [out[0, :, top:top + h, left:left + w].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-                for out in outputs]
+        return [cropped_frame(out, box) for out in outputs]

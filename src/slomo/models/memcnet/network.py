@@ -30,15 +30,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ... import weights
 from ...interpolator import Frame, Interpolator, ModelOptions
-from ..bin.network import _pad_amounts
-from ..dain.network import depth_flow_projection, filter_interpolation, single_path
+from ..dain.network import (
+    cropped_frame,
+    depth_flow_projection,
+    filter_interpolation,
+    padded_pair,
+    single_path,
+)
 
 # --------------------------------------------------------------------------------------------
 # FlowNetS (networks/FlowNetS/FlowNetS.py, batchNorm=False), module names as the official
@@ -198,15 +202,7 @@ class MemcNetInterpolator(Interpolator):
             raise ValueError(f"MEMC-Net needs a window of 2 frames, got {len(window)}")
         if any(abs(t - 0.5) > 1e-6 for t in times):
             raise ValueError(f"MEMC-Net produces t = 0.5 only, not {list(times)}")
-        h, w = window[0].shape[:2]
-        left, right = _pad_amounts(w)
-        top, bottom = _pad_amounts(h)
-        pair = []
-        for frame in window:
-            t = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
-            t = t.permute(2, 0, 1).unsqueeze(0).to(self.device)
-            pair.append(F.pad(t, (left, right, top, bottom), mode="replicate"))
+        pair, box = padded_pair(window, self.device)
         with torch.inference_mode():
             out = self.net(pair[0], pair[1])
-        frame = out[0, :, top:top + h, left:left + w].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-        return [frame] * len(times)
+        return [cropped_frame(out, box)] * len(times)
