@@ -30,6 +30,16 @@ def test_cuts_in_real_montage_are_found_and_never_blended(montage, tmp_path):
         assert max(psnr(middle, before), psnr(middle, after)) > 40  # a copy, not a blend
 
 
+def test_the_demo_clip_is_the_montage_start_cut_without_re_encoding(montage):
+    from slomo import samples
+
+    short = samples.fetch(montage.with_name("bikes-5s.mp4"))
+    cut, _, _ = read_video(short)
+    whole, _, _ = read_video(montage)
+    assert len(cut) == 137  # up to the keyframe at 5.48 s, where the montage's third shot starts
+    assert all(np.array_equal(a, b) for a, b in zip(cut, whole, strict=False))
+
+
 def test_two_shots_joined_have_no_blended_frame(tmp_path):
     shot_a = moving_frames(8, seed=1)
     shot_b = [255 - f // 2 for f in moving_frames(8, motion=(-2, 1), seed=2)]
