@@ -116,11 +116,14 @@ def _progress_reporter(quiet: bool, json_out: bool):
 @click.option("--upscale-model", default=None, help="Upscaler (default: the first that makes N).")
 @click.option("--codec", default=None,
               help="Video encoder (default: the source's own format where the container takes it, "
-                   "else libx264; VP9 for .webm; HEVC Main 10 for other sources over 8 bits).")
+                   "else libx264; VP9 for .webm; HEVC Main 10 for other sources over 8 bits); "
+                   "h264_nvenc/hevc_nvenc/av1_nvenc fall back to x264/x265/SVT-AV1 without a GPU.")
 @click.option("--crf", type=int, default=18, show_default=True)
 @click.option("--preset", default="medium", show_default=True)
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the source's).")
 @click.option("--encoder-opts", default=None, help="Encoder options k=v:k=v (x264/x265 params).")
+@click.option("--hwdec", flag_value="auto", default=None,
+              help="Decode on the GPU (NVDEC) where there is one; else in software, with a warning.")
 @click.option("--no-audio", is_flag=True, help="Drop audio.")
 @click.option("--scene-threshold", type=click.FloatRange(0.0, 2.0), default=0.3, show_default=True,
               help="Cut score above which frames belong to different shots.")
