@@ -170,8 +170,7 @@ class VideoReader:
             if container is not None:
                 container.close()
                 outcome = f"{outcome} does not take this stream"
-        log.warning("%s: hardware decoding is not available here (%s): decoding in software",
-                    self.path, outcome)
+        _warn_once(f"hardware decoding is not available here ({outcome}): decoding in software")
 
     def _probe(self) -> VideoInfo:
         s, cc = self._stream, self._stream.codec_context
@@ -551,6 +550,13 @@ def hardware_decoder(devices: list[tuple[str, str | None]], codec: str
             return av.codec.hwaccel.HWAccel(kind, device), kind
         refusals.append(refusal)
     return None, refusals[0] if refusals else "this FFmpeg has no hardware decoders"
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    """A warning said once per run: every file of a batch and every chunk of a long file would
+    otherwise repeat the same missing driver."""
+    log.warning(message)
 
 
 def in_software_layout(frame: av.VideoFrame, pix_fmt: str) -> av.VideoFrame:
