@@ -474,6 +474,8 @@ def _encoder_refusal(codec: str) -> str | None:
         context = av.codec.CodecContext.create(codec, "w")
     except (av.FFmpegError, ValueError):
         return "not in this FFmpeg build"
+    if not isinstance(context, av.VideoCodecContext):
+        return None  # not a video encoder: refused as such where the output is opened
     formats = context.codec.video_formats or ()
     context.width, context.height = 256, 256  # above every hardware encoder's minimum size
     context.pix_fmt = formats[0].name if formats else "yuv420p"
