@@ -8,11 +8,12 @@ need a real NVIDIA GPU and driver and skip cleanly without one.
 import json
 import subprocess
 import sys
+from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
-from conftest import moving_frames, read_video, write_clip
+from conftest import moving_frames, read_video, texture, write_clip
 
 import slomo
 from slomo import io
@@ -177,3 +178,20 @@ def test_nvdec_gives_the_frames_software_decoding_gives(clip, tmp_path):
     frames, times, _ = read_video(plain.output)
     assert gpu_times == times
     assert all(np.array_equal(a, b) for a, b in zip(gpu_frames, frames, strict=True))
+
+
+def test_nvenc_keeps_ten_bits():
+    """NVENC takes 10-bit 4:2:0 only as P010: a 10-bit source keeps its depth there, with the
+    samples the encoder would have had in planar yuv420p10le (swscale's chroma filter differs)."""
+    ten_bits = io.VideoInfo(path="clip.mov", width=64, height=48, rate=Fraction(25),
+                            time_base=Fraction(1, 25), frames=0, duration=None, pix_fmt="yuv420p10le",
+                            bit_depth=10, color_range=1, colorspace=1, codec="prores")
+    assert io.choose_pix_fmt("hevc_nvenc", ten_bits, None) == "p010le"
+    assert io.choose_pix_fmt("libx265", ten_bits, None) == "yuv420p10le"
+    picture = texture(48, 64).astype(np.float32) / 255
+    p010 = io.encoder_frame(picture, "p010le", ten_bits).reformat(format="yuv420p10le")
+    planar = io.encoder_frame(picture, "yuv420p10le", ten_bits)
+    for ours, theirs in zip(p010.planes, planar.planes, strict=True):
+        a, b = (np.frombuffer(bytes(p), np.uint16).reshape(p.height, -1)[:, :p.width].astype(int)
+                for p in (ours, theirs))
+        assert np.abs(a - b).mean() < 3  # of 1023 levels

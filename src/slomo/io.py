@@ -248,7 +248,8 @@ class VideoReader:
     def _deinterlaced(self, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
         """libavfilter's yadif, one output frame per input frame."""
         graph = av.filter.Graph()
-        source = graph.add_buffer(template=self._stream)
+        # the stream's own format: a hardware decoder's context reports its device's ("cuda")
+        source = graph.add_buffer(template=self._stream, format=self.info.pix_fmt)
         yadif = graph.add("yadif", "mode=send_frame:deint=interlaced")
         sink = graph.add("buffersink")
         source.link_to(yadif)
@@ -617,7 +618,7 @@ def choose_pix_fmt(codec: str, info: VideoInfo, requested: str | None) -> str:
     keeps_format = codec in (info.codec, _OWN_FORMAT_ENCODERS.get(info.codec)) and not info.is_sequence
     candidates = [info.pix_fmt] if keeps_format else []
     if info.bit_depth > 8:
-        candidates.append("yuv420p10le")
+        candidates += ["yuv420p10le", "p010le"]  # p010le: the same 10-bit 4:2:0 as NVENC takes it
     candidates.append("yuv420p")
     for name in candidates:
         if not supported or name in supported:
