@@ -527,9 +527,10 @@ def _hwdec_devices(hwdec: str) -> list[tuple[str, str | None]]:
     return [(kind, device or None)]
 
 
+@functools.cache
 def _decoder_refusal(kind: str, device: str | None, codec: str) -> str | None:
     """Why ``kind`` cannot decode ``codec`` here, or None: the device is created as the decoder
-    will create it (the driver is loaded then)."""
+    will create it (the driver is loaded then), once per run, not for every file and chunk."""
     if kind not in av.codec.hwaccel.hwdevices_available():
         return f"this FFmpeg has no {kind} devices"
     try:
