@@ -36,6 +36,8 @@ class ConvertResult:
     duplicates: int = 0  # repeated input frames dropped by dedup
     node: str | None = None  # IP address of the Ray node that converted it (None: this machine)
     chunks: list[dict] = field(default_factory=list)  # per chunk of a chunked run: times, node, reused
+    encoder: str = ""  # the video encoder that ran (a hardware one that could not gives way to software)
+    decoder: str = ""  # the video decoder that ran: "h264 (software)", "h264 (cuda)"
 
     @property
     def speed(self) -> float:
@@ -86,7 +88,7 @@ def _timing(info: io.VideoInfo, factor: int | None, fps: Fraction | None, slowmo
 
 #: the CRF range of the encoders that take one
 CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libsvtav1": (0, 63),
-              "libaom-av1": (0, 63)}
+              "libaom-av1": (0, 63), "h264_nvenc": (0, 51), "hevc_nvenc": (0, 51), "av1_nvenc": (0, 63)}
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ def convert(
     dedup: bool = False,
     max_fps: float | str | Fraction | None = None,
     deinterlace: bool = False,
+    hwdec: str | None = None,
     chunk_seconds: float | None = None,
     jobs: int = 1,
     resume: bool = False,
@@ -188,6 +191,10 @@ def convert(
     pattern (``out/%06d.png``) writes PNG frames.  The output appears only once complete.
     ``dedup`` drops repeated frames (animation on twos) and re-times the rest evenly;
     ``max_fps`` caps the output rate; ``deinterlace`` runs yadif on interlaced input.
+    ``hwdec`` decodes on a device where it can: ``auto`` (NVDEC where there is an NVIDIA driver),
+    ``cuda``, ``cuda:1``, or another FFmpeg device type; else in software, with one warning.  A
+    hardware ``codec`` (``h264_nvenc``) that cannot run here gives way to the software encoder of
+    its format (libx264, libx265, libsvtav1), with one warning.
     ``upscale`` N resizes every output frame N times with ``upscale_model`` (default: the first
     installed upscaler that makes N), before interpolating (see ``stages.upscales_first``); with
     ``factor`` 1 it is the only stage.
@@ -212,7 +219,7 @@ def convert(
                     resume=resume)
     rate = parse_rate(fps) if fps is not None else None
     factor = 2 if factor is None and rate is None else factor
-    reader = io.open_input(src, parse_rate(input_fps))
+    reader = io.open_input(src, parse_rate(input_fps), hwdec)
     try:
         info = reader.info
         pipeline.check_output_rate(rate or info.rate * factor, src)
@@ -312,7 +319,7 @@ def _run(reader, chain: list[pipeline.Stage], target: outputs.Target, timing, sc
         frames_in=stats.frames_in,
         frames_out=stats.frames_out, seconds=round(time.perf_counter() - started, 3),
         input_fps=float(info.rate), output_fps=float(out_rate / stretch), cuts=stats.cuts,
-        duplicates=len(duplicates))
+        duplicates=len(duplicates), encoder=writer.encoder, decoder=reader.decoder)
 
 
 @dataclass

@@ -76,6 +76,8 @@ class Plan:
     skipped: list[dict] = field(default_factory=list)  # decided before running
     sample: Path | None = None
     load_before: float | None = None  # 1-minute load average when the run started
+    codec: str | None = None  # the pipeline's encoder (None: libx264, as a plain convert)
+    hwdec: str | None = None  # the pipeline's hardware decoding (None: software)
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,8 +85,10 @@ class Plan:
 
 
 def plan(models: list[str] | None = None, sizes: list[str] | None = None,
-         modes: list[str] | None = None, device: str = "auto", quick: bool = False) -> Plan:
-    """The cases to run: every model x size x mode, 4K only for the models that can."""
+         modes: list[str] | None = None, device: str = "auto", quick: bool = False,
+         codec: str | None = None, hwdec: str | None = None) -> Plan:
+    """The cases to run: every model x size x mode, 4K only for the models that can; the
+    pipeline cases encode with ``codec`` and decode with ``hwdec`` as :func:`slomo.convert` does."""
     from . import interpolator
 
     if models:
@@ -117,7 +121,7 @@ def plan(models: list[str] | None = None, sizes: list[str] | None = None,
                                     "skipped": "not benchmarked at 4K (too slow or too much memory)"})
                 continue
             cases += [Case(name, size, mode, scale) for mode in mode_list]
-    return Plan(cases, device, QUICK if quick else Settings(), skipped)
+    return Plan(cases, device, QUICK if quick else Settings(), skipped, codec=codec, hwdec=hwdec)
 
 
 def sample_path() -> Path:
@@ -238,8 +242,10 @@ def _device_for(spec, device: str) -> str:
     return device if device.split(":")[0] in spec.devices else "auto"
 
 
-def run_case(case: Case, device: str, settings: Settings, sample: Path, clips: dict) -> dict:
-    """Measure one case in this process (called in a fresh subprocess by :func:`run`)."""
+def run_case(case: Case, device: str, settings: Settings, sample: Path, clips: dict,
+             codec: str | None = None, hwdec: str | None = None) -> dict:
+    """Measure one case in this process (called in a fresh subprocess by :func:`run`); a pipeline
+    case records the encoder and decoder that ran (a hardware one may have given way)."""
     import torch  # noqa: F401  (imported before the baseline, as every model run has it)
 
     from . import api, interpolator
@@ -272,8 +278,9 @@ def run_case(case: Case, device: str, settings: Settings, sample: Path, clips: d
                 def convert(src):
                     result = api.convert(src, str(Path(tmp) / "out.mp4"), factor=2, model=case.model,
                                          device=_device_for(interpolator.get_spec(case.model), device),
-                                         scale=case.scale,
+                                         scale=case.scale, codec=codec, hwdec=hwdec,
                                          overwrite=True, audio=False)
+                    record.update(encoder=result.encoder, decoder=result.decoder)
                     return result.frames_in / result.seconds, result.seconds
 
                 _, warm = convert(clips["warm"])
@@ -337,7 +344,7 @@ def run(plan: Plan, on_result: Callable[[str], None] | None = None) -> list[dict
 
 def _subprocess(case: Case, plan: Plan, clips: dict) -> dict:
     job = {"case": asdict(case), "device": plan.device, "settings": asdict(plan.settings),
-           "sample": str(plan.sample), "clips": clips}
+           "sample": str(plan.sample), "clips": clips, "codec": plan.codec, "hwdec": plan.hwdec}
     try:
         done = subprocess.run([sys.executable, "-m", "slomo.bench", "--case", json.dumps(job)],
                               capture_output=True, text=True, timeout=plan.settings.timeout)
@@ -356,8 +363,9 @@ def describe(record: dict) -> str:
     where = f"{record['model']} {record['size']} {record['mode']}"
     if "error" in record:
         return f"{where}: failed ({record['error']})"
+    codecs = f", {record['decoder']} -> {record['encoder']}" if "encoder" in record else ""
     return (f"{where}: {record['fps']:.2f} frames/s, peak {record['memory_mb']:.0f} MB "
-            f"({record['runs']} runs)")
+            f"({record['runs']} runs{codecs})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,6 +411,14 @@ def _rows(results: list[dict]):
     return rows
 
 
+def codecs_used(results: list[dict]) -> str:
+    """What the pipeline cases decoded and encoded with, as they report it: a hardware codec
+    asked for may have given way to software."""
+    used = sorted({f"{r['decoder']} decode + model + {r['encoder']} encode" for r in results
+                   if "encoder" in r})
+    return "; ".join(used) or "decode + model + encode"
+
+
 def _ms(seconds: float) -> str:
     ms = 1000 * seconds
     return f"{ms:.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 1 else f"{ms:.2f}"
@@ -430,6 +446,8 @@ def print_table(results: list[dict], plan: Plan) -> None:
                       _cell(p, "fps", ".2f"), _cell(p, "memory_mb", ".0f"))
     console = Console()
     console.print(table)
+    if any("encoder" in r for r in results):
+        console.print(f"pipeline: {codecs_used(results)}", markup=False)
     for r in results:
         if "skipped" in r or "error" in r:
             console.print(describe(r), markup=False)
@@ -472,7 +490,7 @@ def write_report(results: list[dict], plan: Plan, path: Path) -> Path:
         f"- **model**: `interpolate(window, [0.5])` alone, one warm-up call then the median of "
         f"{s.model_runs[0]}-{s.model_runs[1]} calls (as many as fit about {s.model_budget:g} s).",
         f"- **pipeline**: `slomo.convert(clip, factor=2)` of a {s.pipeline_frames}-frame H.264 "
-        f"clip at that size (decode + model + libx264 encode), after a warm-up conversion of a "
+        f"clip at that size ({codecs_used(results)}), after a warm-up conversion of a "
         f"3-frame clip; median of {s.pipeline_runs[0]}-{s.pipeline_runs[1]} conversions.  "
         "frames/s counts input frames (each brings one synthesized frame at factor 2, except the last, "
         "which is held: so a short clip's pipeline frames/s can exceed the model's).",
@@ -508,7 +526,7 @@ def _child(argv: list[str]) -> int:
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in job["settings"].items()}
     settings = Settings(**values)
     record = run_case(Case(**job["case"]), job["device"], settings, Path(job["sample"]),
-                      job["clips"])
+                      job["clips"], job.get("codec"), job.get("hwdec"))
     print(json.dumps(record))
     return 0
 

@@ -176,7 +176,7 @@ def run_piece(reader, stages: list[pipeline.Stage], timing, scenes, encode: io.E
         input=reader.path, output=piece.path, model="+".join(m.spec.name for m, _ in stages),
         frames_in=owned_in, frames_out=len(times), seconds=round(time.perf_counter() - started, 3),
         input_fps=float(reader.info.rate), output_fps=float(out_rate / stretch),
-        cuts=[c for c in stats.cuts if piece.owns(c)])
+        cuts=[c for c in stats.cuts if piece.owns(c)], decoder=reader.decoder)
     record = {"result": result.to_dict(), "rotation": reader.info.rotation,
               "size": [made.width, made.height], "times": [str(t) for t in times]}
     _write_atomically(piece.sidecar, json.dumps(record))
@@ -270,6 +270,7 @@ def convert(src: str, target: outputs.Target, request: dict, spec: interpolator.
         frames_in=sum(r["frames_in"] for r in results), frames_out=sum(r["frames_out"] for r in results),
         seconds=round(time.perf_counter() - started, 3), input_fps=results[0]["input_fps"],
         output_fps=results[0]["output_fps"], cuts=[c for r in results for c in r["cuts"]],
+        encoder=join.writer.encoder if join.writer else "", decoder=results[0].get("decoder", ""),
         chunks=[{"index": p.index, "start": float(p.start or 0),
                  "end": float(p.end) if p.end is not None else None, "frames_in": r["frames_in"],
                  "seconds": r["seconds"], "node": records[p.index].get("node"),

@@ -116,11 +116,14 @@ def _progress_reporter(quiet: bool, json_out: bool):
 @click.option("--upscale-model", default=None, help="Upscaler (default: the first that makes N).")
 @click.option("--codec", default=None,
               help="Video encoder (default: the source's own format where the container takes it, "
-                   "else libx264; VP9 for .webm; HEVC Main 10 for other sources over 8 bits).")
+                   "else libx264; VP9 for .webm; HEVC Main 10 for other sources over 8 bits); "
+                   "h264_nvenc/hevc_nvenc/av1_nvenc fall back to x264/x265/SVT-AV1 without a GPU.")
 @click.option("--crf", type=int, default=18, show_default=True)
 @click.option("--preset", default="medium", show_default=True)
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the source's).")
 @click.option("--encoder-opts", default=None, help="Encoder options k=v:k=v (x264/x265 params).")
+@click.option("--hwdec", flag_value="auto", default=None,
+              help="Decode on the GPU (NVDEC) where there is one; else in software, with a warning.")
 @click.option("--no-audio", is_flag=True, help="Drop audio.")
 @click.option("--scene-threshold", type=click.FloatRange(0.0, 2.0), default=0.3, show_default=True,
               help="Cut score above which frames belong to different shots.")
@@ -442,11 +445,13 @@ def _eval_table(records, title) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
 @click.option("--modes", default="model,pipeline", show_default=True,
               help="model (interpolate() alone) and/or pipeline (decode + model + encode).")
+@click.option("--codec", default=None, help="The pipeline's video encoder (default libx264).")
+@click.option("--hwdec", flag_value="auto", default=None, help="The pipeline decodes on the GPU (NVDEC).")
 @click.option("--json", "json_out", is_flag=True, help="Records on stdout as JSON.")
 @click.option("--write", "write_to", type=click.Path(dir_okay=False),
               help="Write a markdown report to this file.")
 @click.option("--debug", is_flag=True, help="Tracebacks on errors.")
-def bench_command(models, sizes, quick, device, modes, json_out, write_to, debug):
+def bench_command(models, sizes, quick, device, modes, codec, hwdec, json_out, write_to, debug):
     """Speed and peak memory per model and resolution, on this machine."""
     _import_torch()
     from . import bench
@@ -454,7 +459,7 @@ def bench_command(models, sizes, quick, device, modes, json_out, write_to, debug
     try:
         plan = bench.plan(models=models.split(",") if models else None,
                           sizes=sizes.split(",") if sizes else None,
-                          modes=modes.split(","), device=device, quick=quick)
+                          modes=modes.split(","), device=device, quick=quick, codec=codec, hwdec=hwdec)
     except UsageError as exc:
         _fail(str(exc), 2)
     progress = None if json_out else (lambda line: click.echo(line, err=True))

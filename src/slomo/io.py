@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import av
+import av.codec.hwaccel
 import av.logging
 import cv2
 import numpy as np
@@ -116,10 +117,15 @@ def _wait_for_writer(path: str) -> BinaryIO:
 
 
 class VideoReader:
-    """Decodes one video stream frame by frame, skipping corrupt packets with a warning."""
+    """Decodes one video stream frame by frame, skipping corrupt packets with a warning.
 
-    def __init__(self, path: str | os.PathLike):
+    ``hwdec`` decodes on a device (``auto``, ``cuda``, ``cuda:1``: see :func:`hardware_decoder`)
+    where it can, in software with one warning where it cannot; ``decoder`` says which ran.
+    """
+
+    def __init__(self, path: str | os.PathLike, hwdec: str | None = None):
         self.path = str(path)
+        devices = _hwdec_devices(hwdec) if hwdec else []
         if not os.path.exists(self.path):
             raise MediaError("no such file")
         if os.path.isdir(self.path):
@@ -138,6 +144,33 @@ class VideoReader:
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         self.info = self._probe()
+        self.decoder = f"{self.info.codec} (software)"
+        self._on_device = False
+        if devices:
+            self._decode_on_device(devices)
+
+    def _decode_on_device(self, devices: list[tuple[str, str | None]]) -> None:
+        """Reopen the file to decode on the first of ``devices`` that decodes it, or keep decoding
+        in software with one warning saying why.  The first open, in software, told the stream's
+        own pixel format: a hardware decoder reports only its device's."""
+        accel, outcome = hardware_decoder(devices, self.info.codec)
+        if accel is not None and self._pipe is not None:
+            accel, outcome = None, "a pipe can be read only once"
+        if accel is not None:
+            try:
+                container = av.open(self.path, "r", metadata_errors="ignore", hwaccel=accel)
+            except av.FFmpegError as exc:
+                container, outcome = None, _ffmpeg_reason(exc)
+            if container is not None and container.streams.video[0].codec_context.is_hwaccel:
+                self._container.close()
+                self._container, self._stream = container, container.streams.video[0]
+                self._stream.thread_type = "AUTO"
+                self.decoder, self._on_device = f"{self.info.codec} ({outcome})", True
+                return
+            if container is not None:
+                container.close()
+                outcome = f"{outcome} does not take this stream"
+        _warn_once(f"hardware decoding is not available here ({outcome}): decoding in software")
 
     def _probe(self) -> VideoInfo:
         s, cc = self._stream, self._stream.codec_context
@@ -200,16 +233,23 @@ class VideoReader:
         try:
             for packet in self._container.demux(self._stream):
                 try:
-                    yield from packet.decode()
+                    yield from self._in_software_layout(packet.decode())
                 except av.InvalidDataError as exc:
                     log.warning("%s: skipped a corrupt packet (%s)", self.path, _ffmpeg_reason(exc))
         except av.FFmpegError as exc:
             log.warning("%s: stopped reading at a damaged part (%s)", self.path, _ffmpeg_reason(exc))
 
+    def _in_software_layout(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
+        """Frames as software decoding lays them out (:func:`in_software_layout`)."""
+        if not self._on_device:
+            return frames
+        return [in_software_layout(frame, self.info.pix_fmt) for frame in frames]
+
     def _deinterlaced(self, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
         """libavfilter's yadif, one output frame per input frame."""
         graph = av.filter.Graph()
-        source = graph.add_buffer(template=self._stream)
+        # the stream's own format: a hardware decoder's context reports its device's ("cuda")
+        source = graph.add_buffer(template=self._stream, format=self.info.pix_fmt)
         yadif = graph.add("yadif", "mode=send_frame:deint=interlaced")
         sink = graph.add("buffersink")
         source.link_to(yadif)
@@ -329,6 +369,7 @@ class ImageSequenceReader:
             bit_depth=16 if first.dtype == np.uint16 else 8, color_range=2, colorspace=1,
             color_primaries=1, color_trc=1, is_sequence=True,
         )
+        self.decoder = "images (OpenCV)"
 
     def frames(self, deinterlace: bool = False) -> Iterator[tuple[Fraction, np.ndarray]]:
         for index, name in enumerate(self.files):
@@ -358,9 +399,10 @@ def sequence_files(pattern: str) -> list[str]:
     return [name for _, name in sorted(numbered)]
 
 
-def open_input(path: str, fps: Fraction = Fraction(30)):
-    """A reader for a video file or an image-sequence pattern."""
-    return ImageSequenceReader(path, fps) if is_pattern(path) else VideoReader(path)
+def open_input(path: str, fps: Fraction = Fraction(30), hwdec: str | None = None):
+    """A reader for a video file (decoded on a device with ``hwdec``, see :class:`VideoReader`)
+    or an image-sequence pattern."""
+    return ImageSequenceReader(path, fps) if is_pattern(path) else VideoReader(path, hwdec)
 
 
 def _ffmpeg_reason(exc: Exception) -> str:
@@ -385,6 +427,152 @@ def _libav_log() -> Iterator[list]:
         av.logging.set_level(level)
 
 
+# --------------------------------------------------------------------------------------------
+# hardware codecs
+#
+# PyAV's wheels carry FFmpeg's NVENC, NVDEC (CUDA), QSV and AMF codecs whatever the machine: a
+# hardware encoder such as h264_nvenc is always known, and fails only when opened, for want of
+# its driver or device ("Cannot load libcuda.so.1").  So each is probed once per run by opening
+# it, and falls back to software with one warning.
+
+#: The software encoder of each format, taking over from a hardware one that cannot run here.
+SOFTWARE_ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1", "vp9": "libvpx-vp9"}
+#: How FFmpeg's hardware encoders end (h264_nvenc, hevc_vaapi, ...): told apart by name when this
+#: FFmpeg lacks them.
+_HARDWARE_BACKENDS = ("nvenc", "qsv", "amf", "vaapi", "videotoolbox", "v4l2m2m", "mediacodec", "vulkan",
+                      "mf", "d3d12va")
+_HARDWARE = av.codec.Capabilities.hardware | av.codec.Capabilities.hybrid
+#: x264/x265 presets as NVENC's (p1 fastest .. p7 best); NVENC's own names pass as they are.
+_NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
+                  "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7", "placebo": "p7"}
+#: Hardware decoders ``hwdec="auto"`` tries, in order: NVDEC, then the platforms' own.
+AUTO_HWDEC = ("cuda", "videotoolbox", "d3d11va", "vaapi")
+
+
+def _software_twin(codec: str) -> str | None:
+    """The software encoder of ``codec``'s format when ``codec`` is a hardware encoder (known to
+    this FFmpeg and flagged as hardware, or named like one), else None."""
+    try:
+        known = av.codec.Codec(codec, "w")
+    except (av.FFmpegError, ValueError):
+        fmt, _, backend = codec.rpartition("_")
+        return SOFTWARE_ENCODERS.get(fmt) if backend in _HARDWARE_BACKENDS else None
+    return SOFTWARE_ENCODERS.get(known.canonical_name) if known.capabilities & _HARDWARE else None
+
+
+def _libav_refusal(messages: list, exc: Exception) -> str:
+    """Why libav refused, from its logged errors (the exception's error number says only
+    "Operation not permitted"); a missing libcuda means no NVIDIA driver."""
+    errors = [text.strip() for level, _, text in messages if level <= av.logging.ERROR and text.strip()]
+    reason = errors[0] if errors else _ffmpeg_reason(exc)
+    return f"no NVIDIA driver: {reason}" if "libcuda" in reason else reason
+
+
+def _encoder_refusal(codec: str) -> str | None:
+    """Why the encoder ``codec`` cannot run here, or None: a small context is opened, which is
+    when a hardware encoder loads its driver and claims its device."""
+    try:
+        context = av.codec.CodecContext.create(codec, "w")
+    except (av.FFmpegError, ValueError):
+        return "not in this FFmpeg build"
+    if not isinstance(context, av.VideoCodecContext):
+        return None  # not a video encoder: refused as such where the output is opened
+    formats = context.codec.video_formats or ()
+    context.width, context.height = 256, 256  # above every hardware encoder's minimum size
+    context.pix_fmt = formats[0].name if formats else "yuv420p"
+    context.time_base, context.framerate = Fraction(1, 25), Fraction(25)
+    try:
+        with _libav_log() as messages:
+            context.open()
+    except (av.FFmpegError, ValueError) as exc:
+        return _libav_refusal(messages, exc)
+    return None
+
+
+@functools.cache
+def usable_encoder(codec: str) -> str:
+    """``codec``; or, when it is a hardware encoder that this FFmpeg lacks or that cannot open
+    here (no driver or device), the software encoder of the same format, with one warning per
+    run.  Any other name is returned as it is, to be refused as unknown where it is opened."""
+    fallback = _software_twin(codec)
+    if fallback is None:
+        return codec
+    refusal = _encoder_refusal(codec)
+    if refusal is None:
+        return codec
+    log.warning("%s is not available here (%s): encoding with %s", codec, refusal, fallback)
+    return fallback
+
+
+def nvenc_options(options: EncodeOptions) -> dict[str, str]:
+    """crf and preset as NVENC takes them: constant quality ``cq`` (the same scale as x264's crf
+    for H.264/HEVC, as SVT-AV1's for AV1) with no bitrate cap, x264's preset names as p1..p7; crf
+    0 (lossless in x264) as NVENC's lossless tuning, since its cq 0 means "automatic"."""
+    preset = _NVENC_PRESETS.get(options.preset, options.preset)
+    if options.crf == 0:
+        return {"tune": "lossless", "preset": preset}
+    return {"rc": "vbr", "cq": str(options.crf), "b": "0", "preset": preset}
+
+
+def _hwdec_devices(hwdec: str) -> list[tuple[str, str | None]]:
+    """``(device type, device)`` to try for ``hwdec``: ``auto``, a type (``cuda``, ``vaapi``), or
+    a type and device (``cuda:1``, ``vaapi:/dev/dri/renderD129``)."""
+    if hwdec == "auto":
+        built = av.codec.hwaccel.hwdevices_available()
+        return [(kind, None) for kind in AUTO_HWDEC if kind in built]
+    kind, _, device = hwdec.partition(":")
+    if kind not in av.codec.hwaccel.HWDeviceType.__members__ or kind == "none":
+        known = ", ".join(t for t in av.codec.hwaccel.HWDeviceType.__members__ if t != "none")
+        raise UsageError(f"hardware decoding {hwdec!r}: not auto or a device type ({known})")
+    return [(kind, device or None)]
+
+
+@functools.cache
+def _decoder_refusal(kind: str, device: str | None, codec: str) -> str | None:
+    """Why ``kind`` cannot decode ``codec`` here, or None: the device is created as the decoder
+    will create it (the driver is loaded then), once per run, not for every file and chunk."""
+    if kind not in av.codec.hwaccel.hwdevices_available():
+        return f"this FFmpeg has no {kind} devices"
+    try:
+        with _libav_log() as messages:
+            av.codec.hwaccel.HWAccel(kind, device).create(av.codec.Codec(codec, "r"))
+    except NotImplementedError:
+        return f"no {kind} decoder for {codec}"
+    except (av.FFmpegError, ValueError) as exc:
+        return _libav_refusal(messages, exc)
+    return None
+
+
+def hardware_decoder(devices: list[tuple[str, str | None]], codec: str
+                     ) -> tuple[av.codec.hwaccel.HWAccel | None, str]:
+    """The first of ``devices`` (:func:`_hwdec_devices`) that decodes ``codec`` here, and its
+    type; else None and why not (the first refusal)."""
+    refusals = []
+    for kind, device in devices:
+        refusal = _decoder_refusal(kind, device, codec)
+        if refusal is None:
+            return av.codec.hwaccel.HWAccel(kind, device), kind
+        refusals.append(refusal)
+    return None, refusals[0] if refusals else "this FFmpeg has no hardware decoders"
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    """A warning said once per run: every file of a batch and every chunk of a long file would
+    otherwise repeat the same missing driver."""
+    log.warning(message)
+
+
+def in_software_layout(frame: av.VideoFrame, pix_fmt: str) -> av.VideoFrame:
+    """A frame downloaded from the decoder's device (NV12, P010) in the planar layout software
+    decoding gives (``pix_fmt``): the same samples reshuffled, range kept, so everything after
+    the decoder sees what it would have seen without the hardware."""
+    if frame.format.name == pix_fmt:
+        return frame
+    return frame.reformat(format=pix_fmt, src_color_range=frame.color_range,
+                          dst_color_range=frame.color_range)
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     codec: str | None = None  # None: see choose_codec
@@ -405,9 +593,10 @@ def choose_codec(info: VideoInfo, out, requested: str | None) -> str:
     """The encoder for a run: the requested one; else the source's own format when the container
     takes it (H.264 stays H.264, 10-bit HEVC stays 10-bit HEVC); else the container's default,
     which for sources deeper than 8 bits (ProRes, 10-bit DNxHR) is HEVC Main 10: 10-bit H.264
-    (High 10) or 4:2:2 play in few players, HEVC Main 10 4:2:0 plays wherever HEVC does."""
+    (High 10) or 4:2:2 play in few players, HEVC Main 10 4:2:0 plays wherever HEVC does.  A
+    hardware encoder that cannot run here gives way to software (:func:`usable_encoder`)."""
     if requested:
-        return requested
+        return usable_encoder(requested)
     own = _OWN_FORMAT_ENCODERS.get(info.codec)
     if own and info.codec in out.supported_codecs and own in av.codecs_available:
         return own
@@ -430,7 +619,7 @@ def choose_pix_fmt(codec: str, info: VideoInfo, requested: str | None) -> str:
     keeps_format = codec in (info.codec, _OWN_FORMAT_ENCODERS.get(info.codec)) and not info.is_sequence
     candidates = [info.pix_fmt] if keeps_format else []
     if info.bit_depth > 8:
-        candidates.append("yuv420p10le")
+        candidates += ["yuv420p10le", "p010le"]  # p010le: the same 10-bit 4:2:0 as NVENC takes it
     candidates.append("yuv420p")
     for name in candidates:
         if not supported or name in supported:
@@ -457,6 +646,8 @@ def encoder_options(codec: str, options: EncodeOptions) -> dict[str, str]:
         return settings
     if codec in ("libvpx-vp9", "libsvtav1", "libaom-av1"):
         return {"crf": str(options.crf), "b": "0", **user}
+    if codec.endswith("_nvenc"):
+        return {**nvenc_options(options), **user}
     return user
 
 
@@ -526,7 +717,7 @@ class VideoWriter:
             raise MediaError(f"cannot write {self.dst.suffix or 'this'} files "
                              f"({_ffmpeg_reason(exc)})") from None
         try:
-            codec = choose_codec(info, self._out, options.codec)
+            self.encoder = codec = choose_codec(info, self._out, options.codec)
             self._video = self._add_video(codec, rate / time_scale, options)
             _carry_metadata(info, self._out, self._video, time_scale)
             self._side = _StreamCopier(info, self._out, audio_codec, time_scale, options.audio) if (
@@ -924,6 +1115,7 @@ class ImageSequenceWriter:
     def __init__(self, target: Target, info: VideoInfo):
         self._landing = target.land()
         self._bit_depth = 16 if info.bit_depth > 8 else 8
+        self.encoder = "png (OpenCV)"
         self._frames = 0
 
     def write(self, time: Fraction, frame: np.ndarray) -> None:
