@@ -249,7 +249,7 @@ class VideoReader:
         """libavfilter's yadif, one output frame per input frame."""
         graph = av.filter.Graph()
         # the stream's own format: a hardware decoder's context reports its device's ("cuda")
-        source = graph.add_buffer(template=self._stream, format=self.info.pix_fmt)
+        source = graph.add_buffer(template=self._stream, format=av.VideoFormat(self.info.pix_fmt))
         yadif = graph.add("yadif", "mode=send_frame:deint=interlaced")
         sink = graph.add("buffersink")
         source.link_to(yadif)
