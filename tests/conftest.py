@@ -152,3 +152,16 @@ def wheel_dir(spec: str) -> Path:
             zf.extractall(root / "x")
         (root / ".done").touch()
     return root / "x"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip, each saying why, on a machine where torch sees no CUDA GPU
+    (torch is only imported when such a test was collected)."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)"))
