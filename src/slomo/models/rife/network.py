@@ -30,6 +30,7 @@ the same path as bf16 with channels-last convolutions; no GPU was available to t
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -38,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import weights
+from ... import tensors, weights
 from ...frames import Frame
 from ...interpolator import Interpolator, ModelOptions, bisect_times
 
@@ -136,6 +137,17 @@ def _warped(warp: _Warper, sources: torch.Tensor, flow: torch.Tensor, k: float,
     return out.reshape(n, -1, out.shape[2], out.shape[3])
 
 
+def _interleaved(x0: torch.Tensor, x1: torch.Tensor, n: int) -> torch.Tensor:
+    """The two frames of each of ``n`` samples as (2n, C, H, W): 0, 1, 0, 1...  ``x0`` and ``x1``
+    hold one frame shared by every sample, or one per sample (several pairs in one batch)."""
+    return torch.stack((x0, x1), 1).expand(n, -1, -1, -1, -1).reshape(2 * n, *x0.shape[1:])
+
+
+def _rows(x: torch.Tensor, picked: Sequence[int]) -> torch.Tensor:
+    """The rows ``picked`` of a per-sample input; a shared (one-row) input as it is."""
+    return x if x.shape[0] == 1 else x[list(picked)]
+
+
 def _blend(warped: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """The official merge ``w0 * m + w1 * (1 - m)``, ``m = sigmoid(mask)``, as one lerp."""
     m = torch.sigmoid(mask[:, :, :size[0], :size[1]])
@@ -211,16 +223,16 @@ class IFNetV4(nn.Module):
 
     def forward(self, img0: torch.Tensor, img1: torch.Tensor, times: Sequence[float],
                 scale: float = 1.0, size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Frames at ``times`` between ``img0`` and ``img1`` (each (1, 3, H, W)): (T, 3, H, W),
-        or only their top-left ``size`` crop (the frame without its padding)."""
+        """Frames at ``times`` between ``img0`` and ``img1``: (T, 3, H, W), or only their top-left
+        ``size`` crop (the frame without its padding).  The inputs are (1, 3, H, W), one pair for
+        every timestep, or (T, 3, H, W), a pair per timestep (several pairs in one batch)."""
         size = size or (img0.shape[2], img0.shape[3])
         return self._run(img0, img1, list(times), [8 / scale, 4 / scale, 2 / scale, 1 / scale],
                          check=True, size=size)
 
     def _run(self, img0, img1, times, scales, check, size):
         n = len(times)
-        _, _, h, w = img0.shape
-        sources = torch.cat((img0, img1), 0).repeat(n, 1, 1, 1)  # (2T, 3, H, W): 0, 1, 0, 1...
+        sources = _interleaved(img0, img1, n)
         t = torch.tensor(times, dtype=torch.float32, device=img0.device).view(n, 1, 1, 1)
 
         def stamp(x: torch.Tensor) -> torch.Tensor:  # the timestep plane at the size of x
@@ -251,7 +263,8 @@ class IFNetV4(nn.Module):
         out = [None] * len(times)
         for flag, sel in ((True, doubled), (False, scales)):
             idx = [k for k, b in enumerate(big) if b == flag]
-            part = self._run(img0, img1, [times[k] for k in idx], sel, check=not flag, size=size)
+            part = self._run(_rows(img0, idx), _rows(img1, idx), [times[k] for k in idx], sel,
+                             check=not flag, size=size)
             for j, k in enumerate(idx):
                 out[k] = part[j]
         return torch.stack(out)
@@ -353,11 +366,13 @@ class IFNetV425(nn.Module):
     def forward(self, x0: torch.Tensor, x1: torch.Tensor, times: Sequence[float],
                 scale: float = 1.0, size: tuple[int, int] | None = None) -> torch.Tensor:
         """Frames at ``times`` between the two frames (with features, see :meth:`features`):
-        (T, 3, H, W), or only their top-left ``size`` crop (the frame without its padding)."""
+        (T, 3, H, W), or only their top-left ``size`` crop (the frame without its padding).
+        ``x0`` and ``x1`` hold one pair for every timestep, or a pair per timestep, as in
+        :meth:`IFNetV4.forward`."""
         n = len(times)
         size = size or (x0.shape[2], x0.shape[3])
         scales = [16 / scale, 8 / scale, 4 / scale, 2 / scale, 1 / scale]
-        sources = torch.cat((x0, x1), 0).repeat(n, 1, 1, 1)  # (2T, 7, H, W): 0, 1, 0, 1...
+        sources = _interleaved(x0, x1, n)  # (2T, 7, H, W)
         t = torch.tensor(times, dtype=torch.float32, device=x0.device).view(n, 1, 1, 1)
 
         def stamp(x: torch.Tensor) -> torch.Tensor:  # the timestep plane at the size of x
@@ -458,8 +473,38 @@ def _native_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def _distinct(windows: Sequence[Sequence[Frame]]) -> tuple[list[Frame], list[tuple[int, int]]]:
+    """The distinct frames of the windows' pairs (by identity: consecutive windows share one),
+    and each pair as two indices into them."""
+    frames: list[Frame] = []
+
+    def index(frame: Frame) -> int:
+        for i, seen in enumerate(frames):
+            if seen is frame:
+                return i
+        frames.append(frame)
+        return len(frames) - 1
+
+    return frames, [(index(window[0]), index(window[1])) for window in windows]
+
+
+def _stacked(inputs: Sequence[torch.Tensor], picked: Sequence[int]) -> torch.Tensor:
+    """The network inputs of the frames ``picked``, one row each; one row when all are the same
+    frame (the network shares it between the timesteps, as for a single pair)."""
+    if len(set(picked)) == 1:
+        return inputs[picked[0]]
+    return torch.cat([inputs[i] for i in picked])
+
+
 class _Rife(Interpolator):
-    """Frame conversion, padding and the per-frame input cache shared by the RIFE variants."""
+    """Frame conversion, padding, the per-frame input cache and the batch interface shared by the
+    RIFE variants.
+
+    :meth:`interpolate_batch` runs the pairs of several windows together, up to
+    :data:`MAX_BATCH` frames per forward: on a GPU one pair's timesteps are too few to fill it.
+    It gives what :meth:`interpolate` gives pair by pair, within float rounding (convolutions
+    over another batch may sum in another order).
+    """
 
     #: spatial sizes are padded to a multiple of ``max(align, align / scale)``, as officially
     align = 128
@@ -484,51 +529,67 @@ class _Rife(Interpolator):
     def reset(self) -> None:
         self._cache = []
 
+    def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
+        return self.interpolate_batch([window], [times])[0]
+
+    @abstractmethod
+    def interpolate_batch(self, windows: Sequence[Sequence[Frame]],
+                          times: Sequence[Sequence[float]]) -> list[list[Frame]]:
+        """For each window, its frames at its ``times`` (see :meth:`interpolate`); frames of one size."""
+
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """What the network takes for one padded frame (some add per-frame features)."""
         return x
 
-    def _tensor(self, frame: Frame) -> torch.Tensor:
-        """The network's input for a frame: its padded (1, 3, H', W') float32 tensor, through
-        :meth:`_prepare`.  The last two are cached, so the frame shared by consecutive pairs is
-        converted once (checked by identity and a sample of its pixels, so a buffer refilled
-        in place is never mistaken for the old frame)."""
-        probe = frame.reshape(-1)[::1009].copy() if frame.flags.c_contiguous else None
+    def _cached(self, frame: Frame, probe: np.ndarray | None) -> torch.Tensor | None:
         for cached, cached_probe, tensor in self._cache:
             if cached is frame and probe is not None and np.array_equal(cached_probe, probe):
                 return tensor
-        h, w = frame.shape[:2]
-        ph = -(-h // self.multiple) * self.multiple
-        pw = -(-w // self.multiple) * self.multiple
-        x = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
-        x = x.to(self.device).permute(2, 0, 1).unsqueeze(0)
-        x = self._prepare(F.pad(x, (0, pw - w, 0, ph - h)).contiguous())
-        if probe is not None:
-            self._cache = self._cache[-1:] + [(frame, probe, x)]
-        return x
+        return None
 
-    @staticmethod
-    def _frames(out: torch.Tensor, h: int, w: int) -> list[Frame]:
-        arr = out[:, :, :h, :w].clamp(0, 1).permute(0, 2, 3, 1).float().contiguous().cpu().numpy()
-        return list(arr)
+    def _inputs(self, frames: Sequence[Frame]) -> list[torch.Tensor]:
+        """The network's input for each of distinct frames of one size: its padded (1, 3, H', W')
+        float32 tensor, through :meth:`_prepare`.  The frames not cached are sent to the device
+        together; the last two are cached, so the frame shared by consecutive calls is converted
+        once (checked by identity and a sample of its pixels, so a buffer refilled in place is
+        never mistaken for the old frame)."""
+        probes = [f.reshape(-1)[::1009].copy() if f.flags.c_contiguous else None for f in frames]
+        found = [self._cached(f, p) for f, p in zip(frames, probes, strict=True)]
+        missing = [k for k, x in enumerate(found) if x is None]
+        if missing:
+            h, w = frames[0].shape[:2]
+            ph = -(-h // self.multiple) * self.multiple
+            pw = -(-w // self.multiple) * self.multiple
+            batch = tensors.frames_to_tensor([frames[k] for k in missing], self.device)
+            for k, x in zip(missing, batch.split(1), strict=True):
+                found[k] = self._prepare(F.pad(x, (0, pw - w, 0, ph - h)).contiguous())
+        inputs = [x for x in found if x is not None]
+        older = [entry for entry in self._cache if all(entry[0] is not f for f in frames)]
+        kept = [(f, p, x) for f, p, x in zip(frames, probes, inputs, strict=True) if p is not None]
+        self._cache = (older + kept)[-2:]
+        return inputs
 
 
 class Rife(_Rife):
-    """RIFE v4.x: any timestep; the timesteps of one pair run as one batch."""
+    """RIFE v4.x: any timestep; the timesteps of one pair, or of several, run as one batch."""
 
-    def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
-        f0, f1 = window
-        h, w = f0.shape[:2]
-        todo = [k for k, t in enumerate(times) if t != 0]
-        made: dict[int, Frame] = {}
+    def interpolate_batch(self, windows: Sequence[Sequence[Frame]],
+                          times: Sequence[Sequence[float]]) -> list[list[Frame]]:
+        todo = [(k, j) for k, ts in enumerate(times) for j, t in enumerate(ts) if t != 0]
+        made: dict[tuple[int, int], Frame] = {}
         if todo:
+            frames, pairs = _distinct(windows)
+            h, w = frames[0].shape[:2]
             with torch.inference_mode():
-                x0, x1 = self._tensor(f0), self._tensor(f1)
+                inputs = self._inputs(frames)
                 for start in range(0, len(todo), MAX_BATCH):
                     chunk = todo[start:start + MAX_BATCH]
-                    y = self.net(x0, x1, [float(times[k]) for k in chunk], self.scale, (h, w))
-                    made.update(zip(chunk, self._frames(y, h, w), strict=True))
-        return [np.array(f0, dtype=np.float32) if t == 0 else made[k] for k, t in enumerate(times)]
+                    x0 = _stacked(inputs, [pairs[k][0] for k, _ in chunk])
+                    x1 = _stacked(inputs, [pairs[k][1] for k, _ in chunk])
+                    y = self.net(x0, x1, [float(times[k][j]) for k, j in chunk], self.scale, (h, w))
+                    made.update(zip(chunk, tensors.tensor_to_frames(y), strict=True))
+        return [[np.array(window[0], dtype=np.float32) if t == 0 else made[k, j] for j, t in enumerate(ts)]
+                for k, (window, ts) in enumerate(zip(windows, times, strict=True))]
 
 
 class Rife425(Rife):
@@ -563,21 +624,25 @@ class RifeHD(_Rife):
 
     align = 32
 
-    def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
-        f0, f1 = window
-        h, w = f0.shape[:2]
-        # plan the bisection with symbolic frames, then run every depth as one batch
-        start, end = _Node(None, None), _Node(None, None)
+    def interpolate_batch(self, windows: Sequence[Sequence[Frame]],
+                          times: Sequence[Sequence[float]]) -> list[list[Frame]]:
+        # plan every window's bisection with symbolic frames, then run each depth as one batch
         nodes: list[_Node] = []
 
         def midpoint(a: _Node, b: _Node) -> _Node:
             nodes.append(_Node(a, b, max(a.depth, b.depth) + 1))
             return nodes[-1]
 
-        picked = bisect_times(midpoint, start, end, list(times))
+        ends = [(_Node(None, None), _Node(None, None)) for _ in windows]
+        picked = [bisect_times(midpoint, start, end, list(ts))
+                  for (start, end), ts in zip(ends, times, strict=True)]
+        h, w = windows[0][0].shape[:2]
         with torch.inference_mode():
             if nodes:
-                start.value, end.value = self._tensor(f0), self._tensor(f1)
+                frames, pairs = _distinct(windows)
+                inputs = self._inputs(frames)
+                for (start, end), (i0, i1) in zip(ends, pairs, strict=True):
+                    start.value, end.value = inputs[i0], inputs[i1]
             deepest = max((n.depth for n in nodes), default=0)
             for depth in range(1, deepest + 1):
                 level = [n for n in nodes if n.depth == depth]
@@ -589,13 +654,15 @@ class RifeHD(_Rife):
                                  torch.cat([_computed(n.b) for n in part]), self.scale, size)
                     for n, value in zip(part, y.split(1), strict=True):
                         n.value = value
-        out = []
-        for node in picked:
-            if node is start or node is end:
-                out.append(np.array(f0 if node is start else f1, dtype=np.float32))
-            else:
-                out.append(self._frames(_computed(node), h, w)[0])
-        return out
+        return [[self._frame(node, window, start, end, h, w) for node in nodes_of]
+                for window, (start, end), nodes_of in zip(windows, ends, picked, strict=True)]
+
+    @staticmethod
+    def _frame(node: _Node, window: Sequence[Frame], start: _Node, end: _Node, h: int, w: int) -> Frame:
+        """A picked node as a frame: an end of the window (copied), or a computed midpoint."""
+        if node is start or node is end:
+            return np.array(window[0] if node is start else window[1], dtype=np.float32)
+        return tensors.tensor_to_frames(_computed(node)[:, :, :h, :w])[0]
 
 
 _Net = TypeVar("_Net", bound=nn.Module)
