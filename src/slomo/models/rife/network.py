@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -496,14 +496,19 @@ def _stacked(inputs: Sequence[torch.Tensor], picked: Sequence[int]) -> torch.Ten
     return torch.cat([inputs[i] for i in picked])
 
 
-class _Rife(Interpolator):
-    """Frame conversion, padding, the per-frame input cache and the batch interface shared by the
-    RIFE variants.
+#: the answer for one requested time: a computed frame, (1, 3, H, W) on the device, or the index
+#: (0 or 1) of the pair's input frame that is the answer
+Made = torch.Tensor | int
 
-    :meth:`interpolate_batch` runs the pairs of several windows together, up to
-    :data:`MAX_BATCH` frames per forward: on a GPU one pair's timesteps are too few to fill it.
-    It gives what :meth:`interpolate` gives pair by pair, within float rounding (convolutions
-    over another batch may sum in another order).
+
+class _Rife(Interpolator):
+    """Padding, the per-frame input cache and the batch interfaces shared by the RIFE variants.
+
+    Several pairs run together, up to :data:`MAX_BATCH` frames per forward (on a GPU one pair's
+    timesteps are too few to fill it), through :meth:`interpolate_batch` (frames as arrays) or
+    :meth:`interpolate_tensors` (frames already on the device, e.g. from
+    :func:`slomo.tensors.to_rgb`).  Both give what :meth:`interpolate` gives pair by pair, within
+    float rounding (convolutions over another batch may sum in another order).
     """
 
     #: spatial sizes are padded to a multiple of ``max(align, align / scale)``, as officially
@@ -532,14 +537,46 @@ class _Rife(Interpolator):
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
         return self.interpolate_batch([window], [times])[0]
 
-    @abstractmethod
     def interpolate_batch(self, windows: Sequence[Sequence[Frame]],
                           times: Sequence[Sequence[float]]) -> list[list[Frame]]:
-        """For each window, its frames at its ``times`` (see :meth:`interpolate`); frames of one size."""
+        """For each window (frames of one size), its frames at its ``times``, as
+        :meth:`interpolate` gives them; the computed ones downloaded together."""
+        frames, pairs = _distinct(windows)
+        with torch.inference_mode():
+            made = self._made(lambda: self._inputs(frames), pairs, times, frames[0].shape[:2])
+            computed = [m for row in made for m in row if isinstance(m, torch.Tensor)]
+            downloaded = iter(tensors.tensor_to_frames(torch.cat(computed)) if computed else [])
+        return [[np.array(window[m], dtype=np.float32) if isinstance(m, int) else next(downloaded)
+                 for m in row] for window, row in zip(windows, made, strict=True)]
+
+    def interpolate_tensors(self, images: torch.Tensor, pairs: Sequence[tuple[int, int]],
+                            times: Sequence[Sequence[float]]) -> list[torch.Tensor]:
+        """Frames between pairs of ``images``, all on the model's device: for pair ``k``, the
+        frames at ``times[k]`` between ``images[pairs[k][0]]`` and ``images[pairs[k][1]]``, as a
+        ``(len(times[k]), 3, H, W)`` float32 tensor.  ``images`` is ``(N, 3, H, W)`` RGB in [0, 1]
+        (:func:`slomo.tensors.to_rgb` makes it from decoded planes); they are not cached."""
+        with torch.inference_mode():
+            made = self._made(lambda: [self._input(x) for x in images.split(1)], pairs, times,
+                              images.shape[2:])
+            return [torch.cat([images[pair[m]:pair[m] + 1].float() if isinstance(m, int) else m for m in row])
+                    for pair, row in zip(pairs, made, strict=True)]
+
+    @abstractmethod
+    def _made(self, inputs: Callable[[], list[torch.Tensor]], pairs: Sequence[tuple[int, int]],
+              times: Sequence[Sequence[float]], size: Sequence[int]) -> list[list[Made]]:
+        """For each pair of inputs and each of its times, the answer (see :data:`Made`), cropped
+        to ``size``; ``inputs()`` gives the frames' network inputs, called only if one is needed."""
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """What the network takes for one padded frame (some add per-frame features)."""
         return x
+
+    def _input(self, image: torch.Tensor) -> torch.Tensor:
+        """The network's input for one frame (1, 3, H, W): padded, then :meth:`_prepare`."""
+        h, w = image.shape[2:]
+        ph = -(-h // self.multiple) * self.multiple
+        pw = -(-w // self.multiple) * self.multiple
+        return self._prepare(F.pad(image.float(), (0, pw - w, 0, ph - h)).contiguous())
 
     def _cached(self, frame: Frame, probe: np.ndarray | None) -> torch.Tensor | None:
         for cached, cached_probe, tensor in self._cache:
@@ -548,21 +585,17 @@ class _Rife(Interpolator):
         return None
 
     def _inputs(self, frames: Sequence[Frame]) -> list[torch.Tensor]:
-        """The network's input for each of distinct frames of one size: its padded (1, 3, H', W')
-        float32 tensor, through :meth:`_prepare`.  The frames not cached are sent to the device
-        together; the last two are cached, so the frame shared by consecutive calls is converted
-        once (checked by identity and a sample of its pixels, so a buffer refilled in place is
-        never mistaken for the old frame)."""
+        """The network's input for each of distinct frames of one size (see :meth:`_input`).
+        The frames not cached are sent to the device together; the last two are cached, so the
+        frame shared by consecutive calls is converted once (checked by identity and a sample
+        of its pixels, so a buffer refilled in place is never mistaken for the old frame)."""
         probes = [f.reshape(-1)[::1009].copy() if f.flags.c_contiguous else None for f in frames]
         found = [self._cached(f, p) for f, p in zip(frames, probes, strict=True)]
         missing = [k for k, x in enumerate(found) if x is None]
         if missing:
-            h, w = frames[0].shape[:2]
-            ph = -(-h // self.multiple) * self.multiple
-            pw = -(-w // self.multiple) * self.multiple
             batch = tensors.frames_to_tensor([frames[k] for k in missing], self.device)
-            for k, x in zip(missing, batch.split(1), strict=True):
-                found[k] = self._prepare(F.pad(x, (0, pw - w, 0, ph - h)).contiguous())
+            for k, image in zip(missing, batch.split(1), strict=True):
+                found[k] = self._input(image)
         inputs = [x for x in found if x is not None]
         older = [entry for entry in self._cache if all(entry[0] is not f for f in frames)]
         kept = [(f, p, x) for f, p, x in zip(frames, probes, inputs, strict=True) if p is not None]
@@ -573,23 +606,20 @@ class _Rife(Interpolator):
 class Rife(_Rife):
     """RIFE v4.x: any timestep; the timesteps of one pair, or of several, run as one batch."""
 
-    def interpolate_batch(self, windows: Sequence[Sequence[Frame]],
-                          times: Sequence[Sequence[float]]) -> list[list[Frame]]:
+    def _made(self, inputs: Callable[[], list[torch.Tensor]], pairs: Sequence[tuple[int, int]],
+              times: Sequence[Sequence[float]], size: Sequence[int]) -> list[list[Made]]:
         todo = [(k, j) for k, ts in enumerate(times) for j, t in enumerate(ts) if t != 0]
-        made: dict[tuple[int, int], Frame] = {}
+        made: list[list[Made]] = [[0] * len(ts) for ts in times]
         if todo:
-            frames, pairs = _distinct(windows)
-            h, w = frames[0].shape[:2]
-            with torch.inference_mode():
-                inputs = self._inputs(frames)
-                for start in range(0, len(todo), MAX_BATCH):
-                    chunk = todo[start:start + MAX_BATCH]
-                    x0 = _stacked(inputs, [pairs[k][0] for k, _ in chunk])
-                    x1 = _stacked(inputs, [pairs[k][1] for k, _ in chunk])
-                    y = self.net(x0, x1, [float(times[k][j]) for k, j in chunk], self.scale, (h, w))
-                    made.update(zip(chunk, tensors.tensor_to_frames(y), strict=True))
-        return [[np.array(window[0], dtype=np.float32) if t == 0 else made[k, j] for j, t in enumerate(ts)]
-                for k, (window, ts) in enumerate(zip(windows, times, strict=True))]
+            loaded = inputs()
+            for start in range(0, len(todo), MAX_BATCH):
+                chunk = todo[start:start + MAX_BATCH]
+                x0 = _stacked(loaded, [pairs[k][0] for k, _ in chunk])
+                x1 = _stacked(loaded, [pairs[k][1] for k, _ in chunk])
+                y = self.net(x0, x1, [float(times[k][j]) for k, j in chunk], self.scale, tuple(size))
+                for (k, j), frame in zip(chunk, y.split(1), strict=True):
+                    made[k][j] = frame
+        return made
 
 
 class Rife425(Rife):
@@ -624,45 +654,36 @@ class RifeHD(_Rife):
 
     align = 32
 
-    def interpolate_batch(self, windows: Sequence[Sequence[Frame]],
-                          times: Sequence[Sequence[float]]) -> list[list[Frame]]:
-        # plan every window's bisection with symbolic frames, then run each depth as one batch
+    def _made(self, inputs: Callable[[], list[torch.Tensor]], pairs: Sequence[tuple[int, int]],
+              times: Sequence[Sequence[float]], size: Sequence[int]) -> list[list[Made]]:
+        # plan every pair's bisection with symbolic frames, then run each depth as one batch
         nodes: list[_Node] = []
 
         def midpoint(a: _Node, b: _Node) -> _Node:
             nodes.append(_Node(a, b, max(a.depth, b.depth) + 1))
             return nodes[-1]
 
-        ends = [(_Node(None, None), _Node(None, None)) for _ in windows]
+        ends = [(_Node(None, None), _Node(None, None)) for _ in pairs]
         picked = [bisect_times(midpoint, start, end, list(ts))
                   for (start, end), ts in zip(ends, times, strict=True)]
-        h, w = windows[0][0].shape[:2]
-        with torch.inference_mode():
-            if nodes:
-                frames, pairs = _distinct(windows)
-                inputs = self._inputs(frames)
-                for (start, end), (i0, i1) in zip(ends, pairs, strict=True):
-                    start.value, end.value = inputs[i0], inputs[i1]
-            deepest = max((n.depth for n in nodes), default=0)
-            for depth in range(1, deepest + 1):
-                level = [n for n in nodes if n.depth == depth]
-                # a midpoint that feeds a deeper one keeps its padding, as officially
-                size = (h, w) if depth == deepest else None
-                for i in range(0, len(level), MAX_BATCH):
-                    part = level[i:i + MAX_BATCH]
-                    y = self.net(torch.cat([_computed(n.a) for n in part]),
-                                 torch.cat([_computed(n.b) for n in part]), self.scale, size)
-                    for n, value in zip(part, y.split(1), strict=True):
-                        n.value = value
-        return [[self._frame(node, window, start, end, h, w) for node in nodes_of]
-                for window, (start, end), nodes_of in zip(windows, ends, picked, strict=True)]
-
-    @staticmethod
-    def _frame(node: _Node, window: Sequence[Frame], start: _Node, end: _Node, h: int, w: int) -> Frame:
-        """A picked node as a frame: an end of the window (copied), or a computed midpoint."""
-        if node is start or node is end:
-            return np.array(window[0] if node is start else window[1], dtype=np.float32)
-        return tensors.tensor_to_frames(_computed(node)[:, :, :h, :w])[0]
+        if nodes:
+            loaded = inputs()
+            for (start, end), (i0, i1) in zip(ends, pairs, strict=True):
+                start.value, end.value = loaded[i0], loaded[i1]
+        deepest = max((n.depth for n in nodes), default=0)
+        h, w = size
+        for depth in range(1, deepest + 1):
+            level = [n for n in nodes if n.depth == depth]
+            # a midpoint that feeds a deeper one keeps its padding, as officially
+            crop = (h, w) if depth == deepest else None
+            for i in range(0, len(level), MAX_BATCH):
+                part = level[i:i + MAX_BATCH]
+                y = self.net(torch.cat([_computed(n.a) for n in part]),
+                             torch.cat([_computed(n.b) for n in part]), self.scale, crop)
+                for n, value in zip(part, y.split(1), strict=True):
+                    n.value = value
+        return [[0 if node is start else 1 if node is end else _computed(node)[:, :, :h, :w] for node in row]
+                for (start, end), row in zip(ends, picked, strict=True)]
 
 
 _Net = TypeVar("_Net", bound=nn.Module)
