@@ -23,8 +23,16 @@ features computed once, both directions of ``rife-hd`` in one batch,
 no resampling at factor 1, padding cropped before the last warp, and optional bfloat16 weights
 (``precision="bf16"``: convolutions in bfloat16 through oneDNN; flows, warps and blending stay
 float32, so sampling positions keep full precision).  torch.compile was tried and left out: on
-CPU it took a minute to compile and ran the warps slower.  ``precision="fp16"`` (CUDA only) takes
-the same path as bf16 with channels-last convolutions; no GPU was available to test it for v4.25.
+CPU it took a minute to compile and ran the warps slower.
+
+On a GPU: ``interpolate_batch`` and ``interpolate_tensors`` run several pairs per forward (one
+pair's timesteps are too few to fill a GPU), the latter on frames already on the device
+(:func:`slomo.tensors.to_rgb` converts decoded planes there).  ``precision="fp16"`` (CUDA only)
+takes the bf16 path: half weights and activations in channels-last convolutions (cuDNN's fast
+layout for fp16), flows, warps and blending in float32, frames padded as officially (64 for
+v4.25, 128 for v4.0, 32 for HDv3).  No GPU was available to run any of it: the CUDA tests in
+``tests/test_rife.py`` (fp16 within 0.1 dB of fp32, batched equal to one pair at a time) have
+not run yet.
 """
 
 from __future__ import annotations
