@@ -393,6 +393,13 @@ def test_batched_pairs_equal_one_pair_at_a_time(bunny_run, name):
     assert np.array_equal(batched[0][0], frames[0])
 
 
+def test_every_model_takes_a_batch_of_windows():
+    """A model without its own batching runs the windows one at a time."""
+    frames = [np.full((8, 8, 3), v, np.float32) for v in (0.0, 0.5, 1.0)]
+    batched = interpolator.create("blend").interpolate_batch([frames[0:2], frames[1:3]], [[0.5], [0.25, 0.5]])
+    assert [[float(f.mean()) for f in row] for row in batched] == [[0.25], [0.625, 0.75]]
+
+
 def test_batched_large_motion_pair_is_redone_alone(bunny):
     """v4.0's large-motion rule in a batch: only the pair that trips it is redone."""
     still = [_crop(f, 200, 400) for f in bunny]
