@@ -382,13 +382,13 @@ def _assert_same_frames(batched, single, tolerance):
 
 @pytest.mark.parametrize("name", ["rife", "rife-4.0", "rife-hd"])
 def test_batched_pairs_equal_one_pair_at_a_time(bunny_run, name):
-    """Three consecutive pairs in one call, 11 frames (more than one forward of MAX_BATCH, the
+    """Three consecutive pairs in one call, 9 frames (more than one forward of MAX_BATCH, the
     pairs mixed within a forward), give the frames of three calls."""
-    frames = [_crop(f, 200, 400, 128, 192) for f in bunny_run]
+    frames = [_crop(f, 200, 400, 64, 128) for f in bunny_run]
     windows = [frames[0:2], frames[1:3], frames[2:4]]
-    times = [[0.0, 0.5], [j / 8 for j in range(1, 8)], [0.25, 0.5, 0.75]]
+    times = [[0.0, 0.5], [j / 8 for j in range(1, 8)], [0.5]]
     batched = interpolator.create(name).interpolate_batch(windows, times)
-    # measured: at most 1.1e-6 (rife), 6.5e-6 (rife-4.0), 0 (rife-hd); 8-bit: at most one level
+    # measured: at most 3.6e-7 (rife), 2.4e-6 (rife-4.0), 0 (rife-hd); 8-bit: at most one level
     _assert_same_frames(batched, _one_at_a_time(name, windows, times), 1e-4)
     assert np.array_equal(batched[0][0], frames[0])
 
