@@ -126,6 +126,7 @@ def test_float_frames_to_tensor_and_back():
     assert np.array_equal(x.permute(0, 2, 3, 1).numpy(), np.stack(frames))
     back = tensors.tensor_to_frames(x)
     assert len(back) == 3 and all(np.array_equal(a, b) for a, b in zip(back, frames, strict=True))
+    assert tensors.frames_to_tensor(frames[:1], "cpu").data_ptr() == frames[0].ctypes.data  # no copy
     assert tensors.frames_to_tensor(frames[:1], "cpu", torch.bfloat16).dtype == torch.bfloat16
     out_of_range = tensors.tensor_to_frames(torch.tensor([-0.5, 0.5, 1.5]).view(1, 3, 1, 1))[0]
     assert out_of_range.tolist() == [[[0.0, 0.5, 1.0]]] and out_of_range.dtype == np.float32

@@ -192,14 +192,12 @@ def frames_to_tensor(frames: Sequence[Frame], device: DeviceLike = "cpu",
     changed in place.  On CUDA the batch goes through pinned memory, without blocking.
     """
     device = torch.device(device)
-    if device.type == "cuda":
+    if device.type == "cpu" and len(frames) == 1:
+        host = torch.from_numpy(np.ascontiguousarray(frames[0], dtype=np.float32))[None]
+    else:
         host = _staging((len(frames), *frames[0].shape), torch.float32, device)
         for row, frame in zip(host.numpy(), frames, strict=True):
             np.copyto(row, frame, casting="same_kind")
-    elif len(frames) == 1:
-        host = torch.from_numpy(np.ascontiguousarray(frames[0], dtype=np.float32))[None]
-    else:
-        host = torch.from_numpy(np.stack(frames).astype(np.float32, copy=False))
     return _uploaded(host, device).permute(0, 3, 1, 2).to(dtype)
 
 
