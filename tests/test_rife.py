@@ -318,11 +318,11 @@ def test_fp16_needs_cuda_and_scale_is_checked():
 def test_shared_frame_is_converted_once_unless_changed(bunny):
     a, b = (_crop(f, 200, 400, 64, 64) for f in bunny)
     model = interpolator.create("rife")
-    first = model._inputs([b])[0]
-    assert model._inputs([a, b])[1] is first  # the frame shared by consecutive pairs
+    first = model._frame_inputs([b])[0]
+    assert model._frame_inputs([a, b])[1] is first  # the frame shared by consecutive pairs
     b[10, 10] += 0.5  # a buffer refilled in place is converted again
     b[0, 0] = 1 - b[0, 0]
-    assert model._inputs([b])[0] is not first
+    assert model._frame_inputs([b])[0] is not first
 
 
 def test_features_computed_once_per_frame(bunny):
@@ -423,6 +423,22 @@ def test_tensor_interface_equals_the_frame_interface(bunny_run, name):
     for g, w in zip(got, want, strict=True):
         assert all(np.array_equal(a, b) for a, b in zip(tensors.tensor_to_frames(g), w, strict=True))
     assert torch.equal(got[0][0], images[0])
+
+
+def test_tensor_interface_prepares_a_keyed_frame_once(bunny_run):
+    """Two calls sharing a frame, named by the same key: v4.25's features are computed for three
+    frames, not four, and the frames are those of the same calls without keys."""
+    images = tensors.frames_to_tensor([_crop(f, 200, 400, 64, 64) for f in bunny_run[:3]])
+    model = interpolator.create("rife")
+    calls = []
+    model.net.encode.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    keys = [object() for _ in range(3)]
+    first = model.interpolate_tensors(images[0:2], [(0, 1)], [[0.5]], keys[0:2])
+    second = model.interpolate_tensors(images[1:3], [(0, 1)], [[0.5]], keys[1:3])
+    assert sum(calls) == 3
+    unkeyed = interpolator.create("rife")
+    assert torch.equal(first[0], unkeyed.interpolate_tensors(images[0:2], [(0, 1)], [[0.5]])[0])
+    assert torch.equal(second[0], unkeyed.interpolate_tensors(images[1:3], [(0, 1)], [[0.5]])[0])
 
 
 def test_integer_planes_path_gives_today_s_frames_within_one_level():

@@ -537,7 +537,8 @@ class _Rife(Interpolator):
         net.eval().requires_grad_(False).to(self.device)
         net.set_precision(self.dtype)
         self.net = net
-        self._cache: list[tuple[Frame, np.ndarray, torch.Tensor]] = []
+        #: (key, probe of its pixels or None, network input) of the last two frames
+        self._cache: list[tuple[object, np.ndarray | None, torch.Tensor]] = []
 
     def reset(self) -> None:
         self._cache = []
@@ -551,21 +552,26 @@ class _Rife(Interpolator):
         :meth:`interpolate` gives them; the computed ones downloaded together."""
         frames, pairs = _distinct(windows)
         with torch.inference_mode():
-            made = self._made(lambda: self._inputs(frames), pairs, times, frames[0].shape[:2])
+            made = self._made(lambda: self._frame_inputs(frames), pairs, times, frames[0].shape[:2])
             computed = [m for row in made for m in row if isinstance(m, torch.Tensor)]
             downloaded = iter(tensors.tensor_to_frames(torch.cat(computed)) if computed else [])
         return [[np.array(window[m], dtype=np.float32) if isinstance(m, int) else next(downloaded)
                  for m in row] for window, row in zip(windows, made, strict=True)]
 
     def interpolate_tensors(self, images: torch.Tensor, pairs: Sequence[tuple[int, int]],
-                            times: Sequence[Sequence[float]]) -> list[torch.Tensor]:
+                            times: Sequence[Sequence[float]],
+                            keys: Sequence[object] | None = None) -> list[torch.Tensor]:
         """Frames between pairs of ``images``, all on the model's device: for pair ``k``, the
         frames at ``times[k]`` between ``images[pairs[k][0]]`` and ``images[pairs[k][1]]``, as a
         ``(len(times[k]), 3, H, W)`` float32 tensor.  ``images`` is ``(N, 3, H, W)`` RGB in [0, 1]
-        (:func:`slomo.tensors.to_rgb` makes it from decoded planes); they are not cached."""
+        (:func:`slomo.tensors.to_rgb` makes it from decoded planes).  ``keys``, one per image,
+        name each image across calls (the decoded picture it came from, never changed): the
+        network input of an image whose key was among the last two is reused, so the frame two
+        consecutive calls share is prepared once (v4.25: its features computed once)."""
+        names = list(keys) if keys is not None else [None] * len(images)
         with torch.inference_mode():
-            made = self._made(lambda: [self._input(x) for x in images.split(1)], pairs, times,
-                              images.shape[2:])
+            made = self._made(lambda: self._inputs(names, [None] * len(names), lambda picked: images[picked]),
+                              pairs, times, images.shape[2:])
             return [torch.cat([images[pair[m]:pair[m] + 1].float() if isinstance(m, int) else m for m in row])
                     for pair, row in zip(pairs, made, strict=True)]
 
@@ -586,27 +592,39 @@ class _Rife(Interpolator):
         pw = -(-w // self.multiple) * self.multiple
         return self._prepare(F.pad(image.float(), (0, pw - w, 0, ph - h)).contiguous())
 
-    def _cached(self, frame: Frame, probe: np.ndarray | None) -> torch.Tensor | None:
+    def _cached(self, key: object, probe: np.ndarray | None) -> torch.Tensor | None:
+        """The remembered input of ``key``: the same object and, where a probe of its pixels was
+        remembered, the same probe."""
         for cached, cached_probe, tensor in self._cache:
-            if cached is frame and probe is not None and np.array_equal(cached_probe, probe):
+            if key is None or cached is not key:
+                continue
+            if cached_probe is None or (probe is not None and np.array_equal(cached_probe, probe)):
                 return tensor
         return None
 
-    def _inputs(self, frames: Sequence[Frame]) -> list[torch.Tensor]:
-        """The network's input for each of distinct frames of one size (see :meth:`_input`).
-        The frames not cached are sent to the device together; the last two are cached, so the
-        frame shared by consecutive calls is converted once (checked by identity and a sample
-        of its pixels, so a buffer refilled in place is never mistaken for the old frame)."""
+    def _frame_inputs(self, frames: Sequence[Frame]) -> list[torch.Tensor]:
+        """:meth:`_inputs` of frames given as arrays: each is its own key, checked by a sample of
+        its pixels too (a buffer refilled in place is never mistaken for the old frame); a
+        frame that cannot be sampled cheaply (not contiguous) is not cached."""
         probes = [f.reshape(-1)[::1009].copy() if f.flags.c_contiguous else None for f in frames]
-        found = [self._cached(f, p) for f, p in zip(frames, probes, strict=True)]
+        keys = [f if p is not None else None for f, p in zip(frames, probes, strict=True)]
+        return self._inputs(keys, probes, lambda picked: tensors.frames_to_tensor([frames[k] for k in picked],
+                                                                                  self.device))
+
+    def _inputs(self, keys: Sequence[object], probes: Sequence[np.ndarray | None],
+                images: Callable[[list[int]], torch.Tensor]) -> list[torch.Tensor]:
+        """The network's input for each of distinct frames of one size (see :meth:`_input`).
+        Those of the last two keys seen are remembered (``None``: not to be remembered), so the
+        frame consecutive calls share is converted once; ``images(missing)`` gives the others
+        as one (len(missing), 3, H, W) tensor."""
+        found = [self._cached(k, p) for k, p in zip(keys, probes, strict=True)]
         missing = [k for k, x in enumerate(found) if x is None]
         if missing:
-            batch = tensors.frames_to_tensor([frames[k] for k in missing], self.device)
-            for k, image in zip(missing, batch.split(1), strict=True):
+            for k, image in zip(missing, images(missing).split(1), strict=True):
                 found[k] = self._input(image)
         inputs = [x for x in found if x is not None]
-        older = [entry for entry in self._cache if all(entry[0] is not f for f in frames)]
-        kept = [(f, p, x) for f, p, x in zip(frames, probes, inputs, strict=True) if p is not None]
+        older = [entry for entry in self._cache if all(entry[0] is not k for k in keys)]
+        kept = [(k, p, x) for k, p, x in zip(keys, probes, inputs, strict=True) if k is not None]
         self._cache = (older + kept)[-2:]
         return inputs
 
