@@ -23,6 +23,7 @@ FORMATS = [
     ("yuvj420p", 5, 2),  # full range, BT.601
     ("yuv420p", 9, 2),  # full range signalled by the range alone, BT.2020
     ("yuv444p12le", 9, 1),  # 12-bit 4:4:4
+    ("yuv420p16le", 1, 2),  # 16-bit: samples over 32767 cross as negative int16
 ]
 
 
