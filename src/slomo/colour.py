@@ -32,8 +32,9 @@ def coefficients(colorspace: int, height: int) -> tuple[float, float]:
     return _COEFFICIENTS.get(colorspace, _COEFFICIENTS[1] if height >= 720 else _COEFFICIENTS[5])
 
 
-def _affine(colorspace: int, full: bool, bits: int, height: int) -> np.ndarray:
-    """The 3x4 matrix taking RGB in [0, 1] to YUV code values."""
+def affine(colorspace: int, full: bool, bits: int, height: int) -> np.ndarray:
+    """The 3x4 matrix taking RGB in [0, 1] to YUV code values (also used by :mod:`slomo.tensors`,
+    so both conversions share one set of coefficients)."""
     kr, kb = coefficients(colorspace, height)
     kg = 1.0 - kr - kb
     rgb_to_ypbpr = np.array([[kr, kg, kb],
@@ -49,11 +50,19 @@ def _affine(colorspace: int, full: bool, bits: int, height: int) -> np.ndarray:
     return np.hstack([rgb_to_ypbpr * gains[:, None], offsets[:, None]]).astype(np.float32)
 
 
-def _is_full(frame_range: int, pix_fmt: str) -> bool:
+def inverse_affine(colorspace: int, full: bool, bits: int, height: int) -> np.ndarray:
+    """The 3x4 matrix taking YUV code values to RGB in [0, 1]: the inverse of :func:`affine`."""
+    forward = affine(colorspace, full, bits, height)
+    return np.linalg.inv(np.vstack([forward, [0, 0, 0, 1]]))[:3].astype(np.float32)
+
+
+def is_full(frame_range: int, pix_fmt: str) -> bool:
+    """Whether code values span the whole range (JPEG-style ``yuvj`` formats always do)."""
     return frame_range == FULL_RANGE or pix_fmt.startswith("yuvj")
 
 
-def _bits(fmt: av.VideoFormat) -> int:
+def bit_depth(fmt: av.VideoFormat) -> int:
+    """Bits per component of a planar format (8 to 16)."""
     return fmt.components[0].bits
 
 
@@ -71,14 +80,13 @@ def to_rgb(frame: av.VideoFrame, colorspace: int, color_range: int) -> np.ndarra
     exactly the same chroma, so frames that pass through unchanged are not softened.
     """
     fmt = frame.format
-    bits = _bits(fmt)
-    dtype = np.uint8 if bits <= 8 else np.uint16
+    depth = bit_depth(fmt)
+    dtype = np.uint8 if depth <= 8 else np.uint16
     h, w = frame.height, frame.width
     planes: list[np.ndarray] = [_plane(frame, i, dtype).astype(np.float32) for i in range(3)]
     planes[1:] = [p if p.shape == (h, w) else cv2.resize(p, (w, h), interpolation=cv2.INTER_NEAREST)
                   for p in planes[1:]]
-    forward = _affine(colorspace, _is_full(color_range, fmt.name), bits, h)
-    inverse = np.linalg.inv(np.vstack([forward, [0, 0, 0, 1]]))[:3].astype(np.float32)
+    inverse = inverse_affine(colorspace, is_full(color_range, fmt.name), depth, h)
     rgb = cv2.transform(np.dstack(planes), inverse)
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
@@ -87,10 +95,10 @@ def from_rgb(rgb: np.ndarray, pix_fmt: str, colorspace: int, color_range: int) -
     """A float32 RGB frame as a planar YUV frame, chroma averaged over each subsampled block."""
     h, w = rgb.shape[:2]
     frame = av.VideoFrame(w, h, pix_fmt)
-    bits = _bits(frame.format)
-    dtype = np.uint8 if bits <= 8 else np.uint16
-    yuv = cv2.transform(rgb, _affine(colorspace, _is_full(color_range, pix_fmt), bits, h))
-    top = 2 ** bits - 1
+    depth = bit_depth(frame.format)
+    dtype = np.uint8 if depth <= 8 else np.uint16
+    yuv = cv2.transform(rgb, affine(colorspace, is_full(color_range, pix_fmt), depth, h))
+    top = 2 ** depth - 1
     for index in range(3):
         target = _plane(frame, index, dtype)
         values = yuv[..., index]

@@ -233,6 +233,12 @@ class Interpolator(ABC):
         scene cuts.  ``t = 0`` is only asked of models with ``restores_keyframes``.
         """
 
+    def interpolate_batch(self, windows: Sequence[Sequence[Frame]],
+                          times: Sequence[Sequence[float]]) -> list[list[Frame]]:
+        """:meth:`interpolate` for consecutive windows; a model that runs several together (RIFE,
+        one forward for several pairs on a GPU) overrides it."""
+        return [self.interpolate(window, ts) for window, ts in zip(windows, times, strict=True)]
+
     def reset(self) -> None:  # noqa: B027 - a no-op for the many stateless models, not abstract
         """Forget recurrent state: the next window does not continue the previous one."""
 

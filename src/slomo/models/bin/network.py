@@ -82,7 +82,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ... import weights
+from ... import tensors, weights
 from ...frames import Frame
 from ...interpolator import Interpolator, ModelOptions
 
@@ -270,15 +270,13 @@ class BinInterpolator(Interpolator):
         self._last_window: list[Frame] | None = None  # the window of the last call
 
     def _to_tensor(self, frame: Frame, pads) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
-        t = t.permute(2, 0, 1).unsqueeze(0).to(self.device)
         left, right, top, bottom = pads
-        return F.pad(t, (left, right, top, bottom), mode="replicate")
+        return F.pad(tensors.frames_to_tensor([frame], self.device), (left, right, top, bottom),
+                     mode="replicate")
 
     def _to_frame(self, t: torch.Tensor, pads, h: int, w: int) -> Frame:
         left, _, top, _ = pads
-        t = t[0, :, top:top + h, left:left + w].float().clamp(0, 1)
-        return t.permute(1, 2, 0).cpu().numpy()
+        return tensors.tensor_to_frames(t[:1, :, top:top + h, left:left + w])[0]
 
     def _step(self, frames: Sequence[Frame]) -> dict:
         """The demo's step j on ``frames`` j-1 .. j+3 (its window without frame j-2, which feeds no

@@ -43,7 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ... import weights
+from ... import tensors, weights
 from ...interpolator import Frame, Interpolator, ModelOptions
 from ..bin.network import _pad_amounts
 
@@ -511,18 +511,14 @@ def padded_pair(window: Sequence[Frame], device: torch.device
     h, w = window[0].shape[:2]
     left, right = _pad_amounts(w)
     top, bottom = _pad_amounts(h)
-    pair = []
-    for frame in window:
-        t = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
-        t = t.permute(2, 0, 1).unsqueeze(0).to(device)
-        pair.append(F.pad(t, (left, right, top, bottom), mode="replicate"))
-    return pair, (top, left, h, w)
+    padded = F.pad(tensors.frames_to_tensor(window, device), (left, right, top, bottom), mode="replicate")
+    return list(padded.split(1)), (top, left, h, w)
 
 
 def cropped_frame(out: torch.Tensor, box: tuple[int, int, int, int]) -> Frame:
     """A network output, padding cut off, as a :data:`Frame`."""
     top, left, h, w = box
-    return out[0, :, top:top + h, left:left + w].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    return tensors.tensor_to_frames(out[:1, :, top:top + h, left:left + w])[0]
 
 
 class DainInterpolator(Interpolator):

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ... import tensors
 from ... import weights as _weights
 from ...frames import Frame
 from ...interpolator import Interpolator, ModelOptions
@@ -283,43 +284,39 @@ class Flavr(Interpolator):
         self.tile = tile
         self.overlap = overlap
         self._cached_window: list[np.ndarray] | None = None
-        self._cached_frames: np.ndarray | None = None
+        self._cached_frames: list[Frame] | None = None
 
     # -- one tile -----------------------------------------------------------------------------
-    @torch.inference_mode()
-    def _run(self, clip: np.ndarray, mean: torch.Tensor) -> np.ndarray:
-        """clip (3, 4, h, w) float32 -> (n, 3, h, w) float32, padded to the grid and cropped."""
+    def _run(self, clip: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """clip (3, 4, h, w) -> (n, 3, h, w) float32, on the device, padded to the grid and cropped."""
         _, _, h, w = clip.shape
-        x = torch.from_numpy(clip).to(self.device).unsqueeze(0)
+        x = clip.unsqueeze(0).contiguous()
         ph, pw = -h % ALIGN, -w % ALIGN
         if ph or pw:
             x = F.pad(x.flatten(1, 2), (0, pw, 0, ph), mode="replicate").view(1, 3, N_INPUTS,
                                                                              h + ph, w + pw)
-        out = self.net(x.to(self.dtype), mean.to(self.device, self.dtype))
-        return out[0, :, :, :h, :w].float().cpu().numpy()
+        out = self.net(x.to(self.dtype), mean.to(self.dtype))
+        return out[0, :, :, :h, :w].float()
 
-    def _predict(self, window: Sequence[Frame]) -> np.ndarray:
-        """All factor - 1 frames of a window as (n, H, W, 3), clamped to [0, 1]."""
-        clip = np.stack([np.asarray(f, dtype=np.float32) for f in window])  # (T, H, W, 3)
-        clip = np.ascontiguousarray(clip.transpose(3, 0, 1, 2))  # (3, T, H, W)
+    @torch.inference_mode()
+    def _predict(self, window: Sequence[Frame]) -> list[Frame]:
+        """All factor - 1 frames of a window, clamped to [0, 1]."""
+        clip = tensors.frames_to_tensor(window, self.device).transpose(0, 1).contiguous()  # (3, T, H, W)
         _, _, h, w = clip.shape
         # the authors subtract the per-channel mean over all frames and pixels of the window
-        mean = torch.from_numpy(clip).mean(dim=(1, 2, 3)).view(1, 3, 1, 1, 1)
+        mean = clip.mean(dim=(1, 2, 3)).view(1, 3, 1, 1, 1)
         ys, xs = _spans(h, self.tile, self.overlap), _spans(w, self.tile, self.overlap)
         if len(ys) == 1 and len(xs) == 1:
-            out = self._run(clip, mean)
-        else:
-            out = np.zeros((self.factor - 1, 3, h, w), np.float32)
-            total = np.zeros((h, w), np.float32)
-            for (y0, y1), wy in zip(ys, _axis_weights(ys), strict=True):
-                for (x0, x1), wx in zip(xs, _axis_weights(xs), strict=True):
-                    piece = self._run(np.ascontiguousarray(clip[:, :, y0:y1, x0:x1]), mean)
-                    weight = np.outer(wy, wx).astype(np.float32)
-                    out[:, :, y0:y1, x0:x1] += piece * weight
-                    total[y0:y1, x0:x1] += weight
-            out /= total
-        np.clip(out, 0.0, 1.0, out=out)
-        return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+            return tensors.tensor_to_frames(self._run(clip, mean))
+        out = torch.zeros((self.factor - 1, 3, h, w), device=self.device)
+        total = torch.zeros((h, w), device=self.device)
+        for (y0, y1), wy in zip(ys, _axis_weights(ys), strict=True):
+            for (x0, x1), wx in zip(xs, _axis_weights(xs), strict=True):
+                piece = self._run(clip[:, :, y0:y1, x0:x1], mean)
+                weight = torch.from_numpy(np.outer(wy, wx).astype(np.float32)).to(self.device)
+                out[:, :, y0:y1, x0:x1] += piece * weight
+                total[y0:y1, x0:x1] += weight
+        return tensors.tensor_to_frames(out / total)
 
     # -- the interface ---------------------------------------------------------------------------
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
@@ -337,7 +334,7 @@ class Flavr(Interpolator):
         made = self._predicted(window)
         return [middle.copy() if j == 0 else made[j - 1].copy() for j in steps]
 
-    def _predicted(self, window: Sequence[Frame]) -> np.ndarray:
+    def _predicted(self, window: Sequence[Frame]) -> list[Frame]:
         """The in-between frames of ``window``, kept while the same window is asked again."""
         same = self._cached_window is not None and all(
             a.shape == b.shape and np.array_equal(a, b)

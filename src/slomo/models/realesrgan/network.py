@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import ncnn, weights
+from ... import ncnn, tensors, weights
 from ...errors import UsageError, WeightsError
 from ...frames import Frame
 from ...interpolator import (
@@ -217,12 +217,12 @@ class Upscaler(Interpolator):
     @torch.inference_mode()
     def upscale_batch(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Frames of one size, upscaled together (one batch per tile)."""
-        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+        x = tensors.frames_to_tensor(frames, self.device)
         out = self._native(x)
         if self.scale != NATIVE_SCALE:
             height, width = x.shape[-2] * self.scale, x.shape[-1] * self.scale
             out = F.interpolate(out, size=(height, width), mode="bicubic", align_corners=False)
-        return list(out.clamp_(0.0, 1.0).permute(0, 2, 3, 1).float().cpu().numpy())
+        return tensors.tensor_to_frames(out)
 
     def _native(self, x: torch.Tensor) -> torch.Tensor:
         """The network's x4 output (on the device, float32), computed tile by tile."""
@@ -233,7 +233,7 @@ class Upscaler(Interpolator):
             for left, right in _tiles(width, self.tile):
                 y0, y1 = max(top - pad, 0), min(bottom + pad, height)
                 x0, x1 = max(left - pad, 0), min(right + pad, width)
-                patch = x[:, :, y0:y1, x0:x1].to(device=self.device, dtype=self.dtype)
+                patch = x[:, :, y0:y1, x0:x1].to(dtype=self.dtype)
                 result = self.network(patch.contiguous(memory_format=torch.channels_last))
                 out[:, :, top * k:bottom * k, left * k:right * k] = result[
                     :, :, (top - y0) * k:(bottom - y0) * k, (left - x0) * k:(right - x0) * k]

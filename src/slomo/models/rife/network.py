@@ -23,14 +23,23 @@ features computed once, both directions of ``rife-hd`` in one batch,
 no resampling at factor 1, padding cropped before the last warp, and optional bfloat16 weights
 (``precision="bf16"``: convolutions in bfloat16 through oneDNN; flows, warps and blending stay
 float32, so sampling positions keep full precision).  torch.compile was tried and left out: on
-CPU it took a minute to compile and ran the warps slower.  ``precision="fp16"`` (CUDA only) takes
-the same path as bf16 with channels-last convolutions; no GPU was available to test it for v4.25.
+CPU it took a minute to compile and ran the warps slower.
+
+On a GPU: ``interpolate_batch`` and ``interpolate_tensors`` run several pairs per forward (one
+pair's timesteps are too few to fill a GPU), the latter on frames already on the device
+(:func:`slomo.tensors.to_rgb` converts decoded planes there).  ``precision="fp16"`` (CUDA only)
+takes the bf16 path: half weights and activations in channels-last convolutions (cuDNN's fast
+layout for fp16), flows, warps and blending in float32, frames padded as officially (64 for
+v4.25, 128 for v4.0, 32 for HDv3).  No GPU was available to run any of it: the CUDA tests in
+``tests/test_rife.py`` (fp16 within 0.1 dB of fp32, batched equal to one pair at a time) have
+not run yet.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -38,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import weights
+from ... import tensors, weights
 from ...frames import Frame
 from ...interpolator import Interpolator, ModelOptions, bisect_times
 
@@ -136,6 +145,17 @@ def _warped(warp: _Warper, sources: torch.Tensor, flow: torch.Tensor, k: float,
     return out.reshape(n, -1, out.shape[2], out.shape[3])
 
 
+def _interleaved(x0: torch.Tensor, x1: torch.Tensor, n: int) -> torch.Tensor:
+    """The two frames of each of ``n`` samples as (2n, C, H, W): 0, 1, 0, 1...  ``x0`` and ``x1``
+    hold one frame shared by every sample, or one per sample (several pairs in one batch)."""
+    return torch.stack((x0, x1), 1).expand(n, -1, -1, -1, -1).reshape(2 * n, *x0.shape[1:])
+
+
+def _rows(x: torch.Tensor, picked: Sequence[int]) -> torch.Tensor:
+    """The rows ``picked`` of a per-sample input; a shared (one-row) input as it is."""
+    return x if x.shape[0] == 1 else x[list(picked)]
+
+
 def _blend(warped: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """The official merge ``w0 * m + w1 * (1 - m)``, ``m = sigmoid(mask)``, as one lerp."""
     m = torch.sigmoid(mask[:, :, :size[0], :size[1]])
@@ -211,16 +231,16 @@ class IFNetV4(nn.Module):
 
     def forward(self, img0: torch.Tensor, img1: torch.Tensor, times: Sequence[float],
                 scale: float = 1.0, size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Frames at ``times`` between ``img0`` and ``img1`` (each (1, 3, H, W)): (T, 3, H, W),
-        or only their top-left ``size`` crop (the frame without its padding)."""
+        """Frames at ``times`` between ``img0`` and ``img1``: (T, 3, H, W), or only their top-left
+        ``size`` crop (the frame without its padding).  The inputs are (1, 3, H, W), one pair for
+        every timestep, or (T, 3, H, W), a pair per timestep (several pairs in one batch)."""
         size = size or (img0.shape[2], img0.shape[3])
         return self._run(img0, img1, list(times), [8 / scale, 4 / scale, 2 / scale, 1 / scale],
                          check=True, size=size)
 
     def _run(self, img0, img1, times, scales, check, size):
         n = len(times)
-        _, _, h, w = img0.shape
-        sources = torch.cat((img0, img1), 0).repeat(n, 1, 1, 1)  # (2T, 3, H, W): 0, 1, 0, 1...
+        sources = _interleaved(img0, img1, n)
         t = torch.tensor(times, dtype=torch.float32, device=img0.device).view(n, 1, 1, 1)
 
         def stamp(x: torch.Tensor) -> torch.Tensor:  # the timestep plane at the size of x
@@ -251,7 +271,8 @@ class IFNetV4(nn.Module):
         out = [None] * len(times)
         for flag, sel in ((True, doubled), (False, scales)):
             idx = [k for k, b in enumerate(big) if b == flag]
-            part = self._run(img0, img1, [times[k] for k in idx], sel, check=not flag, size=size)
+            part = self._run(_rows(img0, idx), _rows(img1, idx), [times[k] for k in idx], sel,
+                             check=not flag, size=size)
             for j, k in enumerate(idx):
                 out[k] = part[j]
         return torch.stack(out)
@@ -353,11 +374,13 @@ class IFNetV425(nn.Module):
     def forward(self, x0: torch.Tensor, x1: torch.Tensor, times: Sequence[float],
                 scale: float = 1.0, size: tuple[int, int] | None = None) -> torch.Tensor:
         """Frames at ``times`` between the two frames (with features, see :meth:`features`):
-        (T, 3, H, W), or only their top-left ``size`` crop (the frame without its padding)."""
+        (T, 3, H, W), or only their top-left ``size`` crop (the frame without its padding).
+        ``x0`` and ``x1`` hold one pair for every timestep, or a pair per timestep, as in
+        :meth:`IFNetV4.forward`."""
         n = len(times)
         size = size or (x0.shape[2], x0.shape[3])
         scales = [16 / scale, 8 / scale, 4 / scale, 2 / scale, 1 / scale]
-        sources = torch.cat((x0, x1), 0).repeat(n, 1, 1, 1)  # (2T, 7, H, W): 0, 1, 0, 1...
+        sources = _interleaved(x0, x1, n)  # (2T, 7, H, W)
         t = torch.tensor(times, dtype=torch.float32, device=x0.device).view(n, 1, 1, 1)
 
         def stamp(x: torch.Tensor) -> torch.Tensor:  # the timestep plane at the size of x
@@ -458,8 +481,43 @@ def _native_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def _distinct(windows: Sequence[Sequence[Frame]]) -> tuple[list[Frame], list[tuple[int, int]]]:
+    """The distinct frames of the windows' pairs (by identity: consecutive windows share one),
+    and each pair as two indices into them."""
+    frames: list[Frame] = []
+
+    def index(frame: Frame) -> int:
+        for i, seen in enumerate(frames):
+            if seen is frame:
+                return i
+        frames.append(frame)
+        return len(frames) - 1
+
+    return frames, [(index(window[0]), index(window[1])) for window in windows]
+
+
+def _stacked(inputs: Sequence[torch.Tensor], picked: Sequence[int]) -> torch.Tensor:
+    """The network inputs of the frames ``picked``, one row each; one row when all are the same
+    frame (the network shares it between the timesteps, as for a single pair)."""
+    if len(set(picked)) == 1:
+        return inputs[picked[0]]
+    return torch.cat([inputs[i] for i in picked])
+
+
+#: the answer for one requested time: a computed frame, (1, 3, H, W) on the device, or the index
+#: (0 or 1) of the pair's input frame that is the answer
+Made = torch.Tensor | int
+
+
 class _Rife(Interpolator):
-    """Frame conversion, padding and the per-frame input cache shared by the RIFE variants."""
+    """Padding, the per-frame input cache and the batch interfaces shared by the RIFE variants.
+
+    Several pairs run together, up to :data:`MAX_BATCH` frames per forward (on a GPU one pair's
+    timesteps are too few to fill it), through :meth:`interpolate_batch` (frames as arrays) or
+    :meth:`interpolate_tensors` (frames already on the device, e.g. from
+    :func:`slomo.tensors.to_rgb`).  Both give what :meth:`interpolate` gives pair by pair, within
+    float rounding (convolutions over another batch may sum in another order).
+    """
 
     #: spatial sizes are padded to a multiple of ``max(align, align / scale)``, as officially
     align = 128
@@ -479,56 +537,115 @@ class _Rife(Interpolator):
         net.eval().requires_grad_(False).to(self.device)
         net.set_precision(self.dtype)
         self.net = net
-        self._cache: list[tuple[Frame, np.ndarray, torch.Tensor]] = []
+        #: (key, probe of its pixels or None, network input) of the last two frames
+        self._cache: list[tuple[object, np.ndarray | None, torch.Tensor]] = []
 
     def reset(self) -> None:
         self._cache = []
+
+    def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
+        return self.interpolate_batch([window], [times])[0]
+
+    def interpolate_batch(self, windows: Sequence[Sequence[Frame]],
+                          times: Sequence[Sequence[float]]) -> list[list[Frame]]:
+        """For each window (frames of one size), its frames at its ``times``, as
+        :meth:`interpolate` gives them; the computed ones downloaded together."""
+        frames, pairs = _distinct(windows)
+        with torch.inference_mode():
+            made = self._made(lambda: self._frame_inputs(frames), pairs, times, frames[0].shape[:2])
+            computed = [m for row in made for m in row if isinstance(m, torch.Tensor)]
+            downloaded = iter(tensors.tensor_to_frames(torch.cat(computed)) if computed else [])
+        return [[np.array(window[m], dtype=np.float32) if isinstance(m, int) else next(downloaded)
+                 for m in row] for window, row in zip(windows, made, strict=True)]
+
+    def interpolate_tensors(self, images: torch.Tensor, pairs: Sequence[tuple[int, int]],
+                            times: Sequence[Sequence[float]],
+                            keys: Sequence[object] | None = None) -> list[torch.Tensor]:
+        """Frames between pairs of ``images``, all on the model's device: for pair ``k``, the
+        frames at ``times[k]`` between ``images[pairs[k][0]]`` and ``images[pairs[k][1]]``, as a
+        ``(len(times[k]), 3, H, W)`` float32 tensor.  ``images`` is ``(N, 3, H, W)`` RGB in [0, 1]
+        (:func:`slomo.tensors.to_rgb` makes it from decoded planes).  ``keys``, one per image,
+        name each image across calls (the decoded picture it came from, never changed): the
+        network input of an image whose key was among the last two is reused, so the frame two
+        consecutive calls share is prepared once (v4.25: its features computed once)."""
+        names = list(keys) if keys is not None else [None] * len(images)
+        with torch.inference_mode():
+            made = self._made(lambda: self._inputs(names, [None] * len(names), lambda picked: images[picked]),
+                              pairs, times, images.shape[2:])
+            return [torch.cat([images[pair[m]:pair[m] + 1].float() if isinstance(m, int) else m for m in row])
+                    for pair, row in zip(pairs, made, strict=True)]
+
+    @abstractmethod
+    def _made(self, inputs: Callable[[], list[torch.Tensor]], pairs: Sequence[tuple[int, int]],
+              times: Sequence[Sequence[float]], size: Sequence[int]) -> list[list[Made]]:
+        """For each pair of inputs and each of its times, the answer (see :data:`Made`), cropped
+        to ``size``; ``inputs()`` gives the frames' network inputs, called only if one is needed."""
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """What the network takes for one padded frame (some add per-frame features)."""
         return x
 
-    def _tensor(self, frame: Frame) -> torch.Tensor:
-        """The network's input for a frame: its padded (1, 3, H', W') float32 tensor, through
-        :meth:`_prepare`.  The last two are cached, so the frame shared by consecutive pairs is
-        converted once (checked by identity and a sample of its pixels, so a buffer refilled
-        in place is never mistaken for the old frame)."""
-        probe = frame.reshape(-1)[::1009].copy() if frame.flags.c_contiguous else None
-        for cached, cached_probe, tensor in self._cache:
-            if cached is frame and probe is not None and np.array_equal(cached_probe, probe):
-                return tensor
-        h, w = frame.shape[:2]
+    def _input(self, image: torch.Tensor) -> torch.Tensor:
+        """The network's input for one frame (1, 3, H, W): padded, then :meth:`_prepare`."""
+        h, w = image.shape[2:]
         ph = -(-h // self.multiple) * self.multiple
         pw = -(-w // self.multiple) * self.multiple
-        x = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
-        x = x.to(self.device).permute(2, 0, 1).unsqueeze(0)
-        x = self._prepare(F.pad(x, (0, pw - w, 0, ph - h)).contiguous())
-        if probe is not None:
-            self._cache = self._cache[-1:] + [(frame, probe, x)]
-        return x
+        return self._prepare(F.pad(image.float(), (0, pw - w, 0, ph - h)).contiguous())
 
-    @staticmethod
-    def _frames(out: torch.Tensor, h: int, w: int) -> list[Frame]:
-        arr = out[:, :, :h, :w].clamp(0, 1).permute(0, 2, 3, 1).float().contiguous().cpu().numpy()
-        return list(arr)
+    def _cached(self, key: object, probe: np.ndarray | None) -> torch.Tensor | None:
+        """The remembered input of ``key``: the same object and, where a probe of its pixels was
+        remembered, the same probe."""
+        for cached, cached_probe, tensor in self._cache:
+            if key is None or cached is not key:
+                continue
+            if cached_probe is None or (probe is not None and np.array_equal(cached_probe, probe)):
+                return tensor
+        return None
+
+    def _frame_inputs(self, frames: Sequence[Frame]) -> list[torch.Tensor]:
+        """:meth:`_inputs` of frames given as arrays: each is its own key, checked by a sample of
+        its pixels too (a buffer refilled in place is never mistaken for the old frame); a
+        frame that cannot be sampled cheaply (not contiguous) is not cached."""
+        probes = [f.reshape(-1)[::1009].copy() if f.flags.c_contiguous else None for f in frames]
+        keys = [f if p is not None else None for f, p in zip(frames, probes, strict=True)]
+        return self._inputs(keys, probes, lambda picked: tensors.frames_to_tensor([frames[k] for k in picked],
+                                                                                  self.device))
+
+    def _inputs(self, keys: Sequence[object], probes: Sequence[np.ndarray | None],
+                images: Callable[[list[int]], torch.Tensor]) -> list[torch.Tensor]:
+        """The network's input for each of distinct frames of one size (see :meth:`_input`).
+        Those of the last two keys seen are remembered (``None``: not to be remembered), so the
+        frame consecutive calls share is converted once; ``images(missing)`` gives the others
+        as one (len(missing), 3, H, W) tensor."""
+        found = [self._cached(k, p) for k, p in zip(keys, probes, strict=True)]
+        missing = [k for k, x in enumerate(found) if x is None]
+        if missing:
+            for k, image in zip(missing, images(missing).split(1), strict=True):
+                found[k] = self._input(image)
+        inputs = [x for x in found if x is not None]
+        older = [entry for entry in self._cache if all(entry[0] is not k for k in keys)]
+        kept = [(k, p, x) for k, p, x in zip(keys, probes, inputs, strict=True) if k is not None]
+        self._cache = (older + kept)[-2:]
+        return inputs
 
 
 class Rife(_Rife):
-    """RIFE v4.x: any timestep; the timesteps of one pair run as one batch."""
+    """RIFE v4.x: any timestep; the timesteps of one pair, or of several, run as one batch."""
 
-    def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
-        f0, f1 = window
-        h, w = f0.shape[:2]
-        todo = [k for k, t in enumerate(times) if t != 0]
-        made: dict[int, Frame] = {}
+    def _made(self, inputs: Callable[[], list[torch.Tensor]], pairs: Sequence[tuple[int, int]],
+              times: Sequence[Sequence[float]], size: Sequence[int]) -> list[list[Made]]:
+        todo = [(k, j) for k, ts in enumerate(times) for j, t in enumerate(ts) if t != 0]
+        made: list[list[Made]] = [[0] * len(ts) for ts in times]
         if todo:
-            with torch.inference_mode():
-                x0, x1 = self._tensor(f0), self._tensor(f1)
-                for start in range(0, len(todo), MAX_BATCH):
-                    chunk = todo[start:start + MAX_BATCH]
-                    y = self.net(x0, x1, [float(times[k]) for k in chunk], self.scale, (h, w))
-                    made.update(zip(chunk, self._frames(y, h, w), strict=True))
-        return [np.array(f0, dtype=np.float32) if t == 0 else made[k] for k, t in enumerate(times)]
+            loaded = inputs()
+            for start in range(0, len(todo), MAX_BATCH):
+                chunk = todo[start:start + MAX_BATCH]
+                x0 = _stacked(loaded, [pairs[k][0] for k, _ in chunk])
+                x1 = _stacked(loaded, [pairs[k][1] for k, _ in chunk])
+                y = self.net(x0, x1, [float(times[k][j]) for k, j in chunk], self.scale, tuple(size))
+                for (k, j), frame in zip(chunk, y.split(1), strict=True):
+                    made[k][j] = frame
+        return made
 
 
 class Rife425(Rife):
@@ -563,39 +680,36 @@ class RifeHD(_Rife):
 
     align = 32
 
-    def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
-        f0, f1 = window
-        h, w = f0.shape[:2]
-        # plan the bisection with symbolic frames, then run every depth as one batch
-        start, end = _Node(None, None), _Node(None, None)
+    def _made(self, inputs: Callable[[], list[torch.Tensor]], pairs: Sequence[tuple[int, int]],
+              times: Sequence[Sequence[float]], size: Sequence[int]) -> list[list[Made]]:
+        # plan every pair's bisection with symbolic frames, then run each depth as one batch
         nodes: list[_Node] = []
 
         def midpoint(a: _Node, b: _Node) -> _Node:
             nodes.append(_Node(a, b, max(a.depth, b.depth) + 1))
             return nodes[-1]
 
-        picked = bisect_times(midpoint, start, end, list(times))
-        with torch.inference_mode():
-            if nodes:
-                start.value, end.value = self._tensor(f0), self._tensor(f1)
-            deepest = max((n.depth for n in nodes), default=0)
-            for depth in range(1, deepest + 1):
-                level = [n for n in nodes if n.depth == depth]
-                # a midpoint that feeds a deeper one keeps its padding, as officially
-                size = (h, w) if depth == deepest else None
-                for i in range(0, len(level), MAX_BATCH):
-                    part = level[i:i + MAX_BATCH]
-                    y = self.net(torch.cat([_computed(n.a) for n in part]),
-                                 torch.cat([_computed(n.b) for n in part]), self.scale, size)
-                    for n, value in zip(part, y.split(1), strict=True):
-                        n.value = value
-        out = []
-        for node in picked:
-            if node is start or node is end:
-                out.append(np.array(f0 if node is start else f1, dtype=np.float32))
-            else:
-                out.append(self._frames(_computed(node), h, w)[0])
-        return out
+        ends = [(_Node(None, None), _Node(None, None)) for _ in pairs]
+        picked = [bisect_times(midpoint, start, end, list(ts))
+                  for (start, end), ts in zip(ends, times, strict=True)]
+        if nodes:
+            loaded = inputs()
+            for (start, end), (i0, i1) in zip(ends, pairs, strict=True):
+                start.value, end.value = loaded[i0], loaded[i1]
+        deepest = max((n.depth for n in nodes), default=0)
+        h, w = size
+        for depth in range(1, deepest + 1):
+            level = [n for n in nodes if n.depth == depth]
+            # a midpoint that feeds a deeper one keeps its padding, as officially
+            crop = (h, w) if depth == deepest else None
+            for i in range(0, len(level), MAX_BATCH):
+                part = level[i:i + MAX_BATCH]
+                y = self.net(torch.cat([_computed(n.a) for n in part]),
+                             torch.cat([_computed(n.b) for n in part]), self.scale, crop)
+                for n, value in zip(part, y.split(1), strict=True):
+                    n.value = value
+        return [[0 if node is start else 1 if node is end else _computed(node)[:, :, :h, :w] for node in row]
+                for (start, end), row in zip(ends, picked, strict=True)]
 
 
 _Net = TypeVar("_Net", bound=nn.Module)
