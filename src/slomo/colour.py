@@ -57,11 +57,24 @@ def _bits(fmt: av.VideoFormat) -> int:
     return fmt.components[0].bits
 
 
-def _plane(frame: av.VideoFrame, index: int, dtype) -> np.ndarray:
-    plane = frame.planes[index]
-    per_row = plane.line_size // np.dtype(dtype).itemsize
-    rows = np.frombuffer(memoryview(plane), dtype).reshape(plane.height, per_row)
-    return rows[:, : plane.width]
+def plane(frame: av.VideoFrame, index: int) -> np.ndarray:
+    """Plane ``index`` of a planar YUV frame as a writable uint8/uint16 view of its buffer (no copy)."""
+    dtype = np.uint8 if _bits(frame.format) <= 8 else np.uint16
+    data = frame.planes[index]
+    per_row = data.line_size // np.dtype(dtype).itemsize
+    rows = np.frombuffer(memoryview(data), dtype).reshape(data.height, per_row)
+    return rows[:, : data.width]
+
+
+def _inverse(frame: av.VideoFrame, colorspace: int, color_range: int) -> np.ndarray:
+    """The 3x4 matrix taking ``frame``'s YUV code values to RGB in [0, 1]."""
+    forward = _affine(colorspace, _is_full(color_range, frame.format.name), _bits(frame.format), frame.height)
+    return np.linalg.inv(np.vstack([forward, [0, 0, 0, 1]]))[:3].astype(np.float32)
+
+
+def _planes_to_rgb(planes: list[np.ndarray], inverse: np.ndarray) -> np.ndarray:
+    rgb = cv2.transform(np.dstack(planes), inverse)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
 def to_rgb(frame: av.VideoFrame, colorspace: int, color_range: int) -> np.ndarray:
@@ -70,17 +83,20 @@ def to_rgb(frame: av.VideoFrame, colorspace: int, color_range: int) -> np.ndarra
     Chroma is upsampled by replication: the block average in :func:`from_rgb` then gives back
     exactly the same chroma, so frames that pass through unchanged are not softened.
     """
-    fmt = frame.format
-    bits = _bits(fmt)
-    dtype = np.uint8 if bits <= 8 else np.uint16
     h, w = frame.height, frame.width
-    planes: list[np.ndarray] = [_plane(frame, i, dtype).astype(np.float32) for i in range(3)]
+    planes = [plane(frame, i).astype(np.float32) for i in range(3)]
     planes[1:] = [p if p.shape == (h, w) else cv2.resize(p, (w, h), interpolation=cv2.INTER_NEAREST)
                   for p in planes[1:]]
-    forward = _affine(colorspace, _is_full(color_range, fmt.name), bits, h)
-    inverse = np.linalg.inv(np.vstack([forward, [0, 0, 0, 1]]))[:3].astype(np.float32)
-    rgb = cv2.transform(np.dstack(planes), inverse)
-    return np.clip(rgb, 0.0, 1.0, out=rgb)
+    return _planes_to_rgb(planes, _inverse(frame, colorspace, color_range))
+
+
+def thumbnail(frame: av.VideoFrame, width: int, height: int, colorspace: int, color_range: int) -> np.ndarray:
+    """A planar YUV frame shrunk to ``width`` x ``height`` float32 RGB: each plane area-averaged
+    first, then converted, so only the thumbnail's pixels go through the matrix (the same
+    thumbnail as :func:`to_rgb` then an area resize, but for clipping out-of-gamut pixels)."""
+    planes = [cv2.resize(plane(frame, i), (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
+              for i in range(3)]
+    return _planes_to_rgb(planes, _inverse(frame, colorspace, color_range))
 
 
 def from_rgb(rgb: np.ndarray, pix_fmt: str, colorspace: int, color_range: int) -> av.VideoFrame:
@@ -88,13 +104,12 @@ def from_rgb(rgb: np.ndarray, pix_fmt: str, colorspace: int, color_range: int) -
     h, w = rgb.shape[:2]
     frame = av.VideoFrame(w, h, pix_fmt)
     bits = _bits(frame.format)
-    dtype = np.uint8 if bits <= 8 else np.uint16
     yuv = cv2.transform(rgb, _affine(colorspace, _is_full(color_range, pix_fmt), bits, h))
     top = 2 ** bits - 1
     for index in range(3):
-        target = _plane(frame, index, dtype)
+        target = plane(frame, index)
         values = yuv[..., index]
         if target.shape != (h, w):
             values = cv2.resize(values, (target.shape[1], target.shape[0]), interpolation=cv2.INTER_AREA)
-        target[...] = np.clip(np.rint(values), 0, top).astype(dtype)
+        target[...] = np.clip(np.rint(values), 0, top)
     return frame

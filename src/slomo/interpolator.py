@@ -9,7 +9,9 @@ checkpoint serves a run, what follows it when it cannot do a run alone), so the 
 ``eval`` and ``bench`` ask it and name no model; :func:`create` checks a run against it, resolves
 device, dtype and checkpoint once, and hands them to the model's factory.
 
-Frames cross the interface as :data:`slomo.frames.Frame`.
+Frames cross the interface as :data:`slomo.frames.Frame`; the pipeline hands a model
+:class:`slomo.frames.Picture` objects through :meth:`Interpolator.interpolate_pictures`, which a
+model overrides only to work on decoded planes directly (``blend``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, TypeVar
 
 from . import weights as _weights
 from .errors import SlomoError, UsageError, WeightsError
-from .frames import Frame
+from .frames import Frame, Picture
 from .weights import Weights
 
 #: The interpolator of a run that names none, and the one that finishes what a model cannot do alone.
@@ -232,6 +234,12 @@ class Interpolator(ABC):
         ``window`` holds ``spec.window`` frames, replicated at the ends of the stream and at
         scene cuts.  ``t = 0`` is only asked of models with ``restores_keyframes``.
         """
+
+    def interpolate_pictures(self, window: Sequence[Picture], times: Sequence[float]) -> list[Picture]:
+        """What the pipeline calls: :meth:`interpolate` on the window's RGB (each picture converted
+        once, however many windows it sits in).  A model that can work on the decoded planes
+        overrides it."""
+        return [Picture(rgb=frame) for frame in self.interpolate([p.rgb() for p in window], times)]
 
     def reset(self) -> None:  # noqa: B027 - a no-op for the many stateless models, not abstract
         """Forget recurrent state: the next window does not continue the previous one."""
