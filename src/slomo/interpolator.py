@@ -235,6 +235,12 @@ class Interpolator(ABC):
         scene cuts.  ``t = 0`` is only asked of models with ``restores_keyframes``.
         """
 
+    def prepare(self, picture: Picture) -> None:
+        """Work on an input picture that can overlap the model's own: the pipeline calls it from
+        its decoding thread for every picture the first stage will see.  The base converts it to
+        RGB there (once, kept by the picture), so the conversion is off the model's thread."""
+        picture.rgb()
+
     def interpolate_pictures(self, window: Sequence[Picture], times: Sequence[float]) -> list[Picture]:
         """What the pipeline calls: :meth:`interpolate` on the window's RGB (each picture converted
         once, however many windows it sits in).  A model that can work on the decoded planes

@@ -354,7 +354,8 @@ def run(
     """Decode, interpolate and encode concurrently; re-raise the first error of any thread.
 
     Several stages chain in the model thread, each consuming the previous one's output (BIN
-    deblurs and doubles the rate, then RIFE makes the rest).  Stats count the first stage's input
+    deblurs and doubles the rate, then RIFE makes the rest).  The decoding thread has the first
+    stage's model prepare each picture (:meth:`~slomo.interpolator.Interpolator.prepare`).  Stats count the first stage's input
     and the last stage's output.
     """
     stop = threading.Event()
@@ -368,6 +369,8 @@ def run(
             for item in frames:
                 if stop.is_set():
                     return
+                if stages:
+                    stages[0][0].prepare(item[1])
                 decoded.put(item)
         except BaseException as exc:  # handed to the calling thread
             errors.append(exc)

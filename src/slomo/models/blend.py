@@ -20,6 +20,9 @@ class Blend(Interpolator):
         a, b = window
         return [a * (1.0 - t) + b * t for t in times]
 
+    def prepare(self, picture: Picture) -> None:
+        """Nothing: the planes are mixed as decoded."""
+
     def interpolate_pictures(self, window: Sequence[Picture], times: Sequence[float]) -> list[Picture]:
         """Mixes the decoded planes themselves when both frames have the same layout: YUV is an
         affine map of RGB, so mixing the planes is mixing the colours, rounded once (within one
