@@ -111,8 +111,8 @@ print(json.dumps({"pairs": len(frames) - 1, "seconds": time.perf_counter() - sta
 """
 
 
-def _child(command: list[str]) -> tuple[float, float, str]:
-    """Run ``command``; (wall seconds, peak resident MiB, stdout)."""
+def _child(command: list[str]) -> tuple[float, float, str, float]:
+    """Run ``command``; (wall seconds, peak resident MiB, stdout, CPU seconds)."""
     env = {**os.environ, "SLOMO_HOME": os.environ.get("SLOMO_HOME", str(ROOT / ".cache" / "slomo"))}
     with tempfile.TemporaryFile() as captured:
         started = time.perf_counter()
@@ -125,7 +125,7 @@ def _child(command: list[str]) -> tuple[float, float, str]:
         out = captured.read().decode()
     if child.returncode:
         raise RuntimeError(f"{command[:4]}... failed ({child.returncode}): {errors[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, out
+    return seconds, usage.ru_maxrss / 1024, out, usage.ru_utime + usage.ru_stime
 
 
 def make_clip() -> Path:
@@ -155,15 +155,17 @@ def blend_vs_ffmpeg(pairs: int) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ref_out, our_out = Path(tmp) / "ref.mp4", Path(tmp) / "slomo.mp4"
-        print(f"reference: {' '.join(reference_command(clip, ref_out)[:3])} ...", flush=True)
+        reference = reference_command(clip, ref_out)
+        shown = "PyAV: minterpolate, libx264" if reference[0] == sys.executable else " ".join(reference)
+        print(f"reference: {shown}", flush=True)
         print(f"slomo: {' '.join(slomo_command(clip, our_out, 'blend'))}", flush=True)
         for index in range(pairs):
             ref = _child(reference_command(clip, ref_out))
             ours = _child(slomo_command(clip, our_out, "blend"))
             rows.append((ref[0], ref[1], ours[0], ours[1]))
-            print(f"pair {index + 1}: ffmpeg {ref[0]:.1f} s {ref[1]:.0f} MiB | slomo {ours[0]:.1f} s "
-                  f"{ours[1]:.0f} MiB | time {ours[0] / ref[0]:.2f}x, memory {ours[1] / ref[1]:.2f}x",
-                  flush=True)
+            print(f"pair {index + 1}: ffmpeg {ref[0]:.1f} s ({ref[3]:.1f} s CPU) {ref[1]:.0f} MiB | slomo "
+                  f"{ours[0]:.1f} s ({ours[3]:.1f} s CPU) {ours[1]:.0f} MiB | time {ours[0] / ref[0]:.2f}x, "
+                  f"CPU {ours[3] / ref[3]:.2f}x, memory {ours[1] / ref[1]:.2f}x", flush=True)
     print(f"median: time {statistics.median(o / r for r, _, o, _ in rows):.2f}x, peak memory "
           f"{statistics.median(om / rm for _, rm, _, om in rows):.2f}x "
           f"(ffmpeg {statistics.median(r[1] for r in rows):.0f} MiB, "
@@ -175,9 +177,9 @@ def hiding(model: str, pairs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.mp4"
         for index in range(pairs):
-            _, _, alone_text = _child([sys.executable, "-c", _MODEL_ALONE, str(BIKES), model])
+            _, _, alone_text, _ = _child([sys.executable, "-c", _MODEL_ALONE, str(BIKES), model])
             alone = json.loads(alone_text)
-            _, _, run_text = _child(slomo_command(BIKES, out, model, "--json"))
+            _, _, run_text, _ = _child(slomo_command(BIKES, out, model, "--json"))
             run = json.loads(run_text)["converted"][0]
             alone_fps = alone["pairs"] / alone["seconds"]
             run_fps = run["frames_in"] / run["seconds"]
