@@ -157,12 +157,14 @@ def check_output_rate(rate: Fraction, source: str) -> None:
 
 #: frames each queue between the threads holds
 QUEUE_SIZE = 8
-#: bytes per pixel of one frame as the pipeline holds it (float32 RGB)
+#: bytes per pixel of one frame as the pipeline holds it at most: float32 RGB, as a model that takes
+#: RGB makes and sees them (an RGB source's too); decoded planes take 1.5 (8-bit 4:2:0) to 6
 FRAME_BYTES_PER_PIXEL = 12
 #: the decoder's and encoder's own buffers (libx264's lookahead, format conversions), in bytes per
-#: pixel: a whole factor-2 blend run's measured slope (``benchmarks/memory_per_pixel.py blend``: 513)
-#: less blend's figure for 2 timesteps (48 + 12) and the 21 frames of :func:`memory_needed` (252)
-CODEC_BYTES_PER_PIXEL = 201
+#: pixel: a whole factor-2 flow run's measured slope (``benchmarks/memory_per_pixel.py flow``: 633),
+#: whose frames are all RGB, less flow's figure for 2 timesteps (182 + 15) and the 21 frames of
+#: :func:`memory_needed` (252).  A blend run on decoded planes needs less than the estimate (204).
+CODEC_BYTES_PER_PIXEL = 184
 
 
 def memory_needed(spec: ModelSpec, width: int, height: int, timesteps: int = 1,
