@@ -358,8 +358,8 @@ def run(
 
     Several stages chain in the model thread, each consuming the previous one's output (BIN
     deblurs and doubles the rate, then RIFE makes the rest).  The decoding thread has the first
-    stage's model prepare each picture (:meth:`~slomo.interpolator.Interpolator.prepare`).  Stats count the first stage's input
-    and the last stage's output.
+    stage's model prepare each picture (:meth:`~slomo.interpolator.Interpolator.prepare`).  Stats
+    count the first stage's input and the last stage's output.
     """
     stop = threading.Event()
     errors: list[BaseException] = []
