@@ -205,15 +205,16 @@ def hiding(model: str, pairs: int, frames: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.mp4"
         for index in range(pairs):
-            _, _, alone_text, _ = _child([sys.executable, "-c", _MODEL_ALONE, str(clip), model])
+            _, _, alone_text, alone_cpu = _child([sys.executable, "-c", _MODEL_ALONE, str(clip), model])
             alone = json.loads(alone_text)
-            _, _, run_text, _ = _child(slomo_command(clip, out, model, "--json"))
+            _, _, run_text, run_cpu = _child(slomo_command(clip, out, model, "--json"))
             run = json.loads(run_text)["converted"][0]
             alone_fps = alone["pairs"] / alone["seconds"]
             run_fps = run["frames_in"] / run["seconds"]
             ratios.append(run_fps / alone_fps)
             print(f"{model} {index + 1}: model alone {alone_fps:.2f} frames/s, whole run {run_fps:.2f} "
-                  f"input frames/s: {ratios[-1]:.2f}x", flush=True)
+                  f"input frames/s: {ratios[-1]:.2f}x (CPU seconds of the processes: {alone_cpu:.1f}, "
+                  f"{run_cpu:.1f})", flush=True)
     print(f"{model} median: whole run {statistics.median(ratios):.2f}x the model-alone rate")
 
 
