@@ -303,8 +303,8 @@ def _fill_slots(model: Interpolator, window: list[Picture], slots: Slots, keyfra
         if not asked_keyframe:
             ask.insert(0, Fraction(0))
             asked_keyframe = True
-        made = dict(zip(ask, model.interpolate_pictures(window, [float(t) for t in ask]), strict=True)
-                    ) if ask else {}
+        times = [float(t) for t in ask]
+        made = dict(zip(ask, model.interpolate_pictures(window, times), strict=True)) if ask else {}
         keyframe = made.get(Fraction(0), keyframe)
         for t, time in batch:
             yield time, made.get(t, keyframe)
