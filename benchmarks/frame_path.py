@@ -20,20 +20,28 @@
   ``python -m slomo --factor 2 --json`` run, whose frames/s is its input frames over the seconds
   it reports (decode to encode, the model loaded before).  Alternating, ``--pairs`` times.
 
+- **parts** (``--only parts``): in this process, on the 1080p clip, the CPU seconds of decoding
+  plus ``minterpolate`` (FFmpeg's side without its encoder) against slomo's decoding plus
+  pipeline (scene detection, blend) with a sink that keeps nothing, and the CPU milliseconds a
+  1080p frame costs in each step of slomo's frame path.
+
 The machine is shared: only ratios of runs measured side by side mean anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,9 +226,58 @@ def hiding(model: str, pairs: int, frames: int) -> None:
     print(f"{model} median: whole run {statistics.median(ratios):.2f}x the model-alone rate")
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def parts() -> None:
+    import av
+    import av.filter
+
+    from slomo import colour, interpolator, io, pipeline
+
+    clip = make_clip()
+    started = _cpu()
+    with av.open(str(clip)) as inp:
+        video = inp.streams.video[0]
+        video.thread_type = "AUTO"
+        graph = av.filter.Graph()
+        chain = [graph.add_buffer(template=video), graph.add("minterpolate", "fps=50:mi_mode=blend"),
+                 graph.add("buffersink")]
+        chain[0].link_to(chain[1])
+        chain[1].link_to(chain[2])
+        graph.configure()
+        for frame in inp.decode(video):
+            graph.push(frame)
+            with contextlib.suppress(av.BlockingIOError, av.EOFError):
+                while True:
+                    graph.vpull()
+    print(f"FFmpeg decode + minterpolate: {_cpu() - started:.2f} s CPU")
+    started = _cpu()
+    reader = io.open_input(str(clip))
+    blend = interpolator.create("blend")
+    pipeline.run(reader.pictures(), [(blend, pipeline.FactorTimeline(2))], lambda t, p: None,
+                 lambda t: Fraction(1, 25), pipeline.SceneDetector())
+    print(f"slomo decode + scene detection + blend: {_cpu() - started:.2f} s CPU")
+    pictures = [p for _, (_, p) in zip(range(10), io.open_input(str(clip)).pictures(), strict=False)]
+    rgb = [p.rgb() for p in pictures]  # before timing: each step below is timed alone
+    steps = {
+        "scene signature (planes thumbnail)": lambda i: pipeline.SceneDetector.signature(pictures[i]),
+        "blend of the planes": lambda i: blend.interpolate_pictures(pictures[i:i + 2], [0.5]),
+        "colour.to_rgb (for a model that takes RGB)": lambda i: colour.to_rgb(pictures[i].video, 1, 1),
+        "colour.from_rgb (a model's frame, encoded)": lambda i: colour.from_rgb(rgb[i], "yuv420p", 1, 1),
+    }
+    for name, step in steps.items():
+        started = _cpu()
+        for index in range(9):
+            step(index)
+        print(f"{name}: {(_cpu() - started) / 9 * 1000:.1f} ms CPU a 1080p frame")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("blend", "hide"), help="one part only")
+    parser.add_argument("--only", choices=("blend", "hide", "parts"), help="one part only")
     parser.add_argument("--pairs", type=int, default=3, help="alternating pairs of runs")
     parser.add_argument("--hide", default="flow", help="models whose hiding is measured, comma-separated")
     parser.add_argument("--frames", type=int, default=250, help="frames of bikes.mp4 the hiding runs take")
@@ -229,6 +286,8 @@ def main() -> None:
           flush=True)
     if args.only in (None, "blend"):
         blend_vs_ffmpeg(args.pairs)
+    if args.only == "parts":
+        parts()
     if args.only in (None, "hide"):
         for model in args.hide.split(","):
             hiding(model, args.pairs, args.frames)
