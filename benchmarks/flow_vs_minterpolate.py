@@ -30,6 +30,7 @@ import numpy as np
 
 from slomo import interpolator, io, pipeline, samples
 from slomo.evaluate import psnr, to_uint8
+from slomo.frames import Picture
 
 ROOT = Path(__file__).resolve().parents[1]
 FILTER = "mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1"
@@ -65,9 +66,9 @@ def minterpolate(frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
 
 def slomo_flow(frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
     model = interpolator.create("flow")
-    timed = [(Fraction(i), f) for i, f in enumerate(frames)]
+    timed = [(Fraction(i), Picture(rgb=f)) for i, f in enumerate(frames)]
     started = time.perf_counter()
-    out = [to_uint8(f) for _, f in pipeline.schedule(timed, model, pipeline.FactorTimeline(2),
+    out = [to_uint8(f.rgb()) for _, f in pipeline.schedule(timed, model, pipeline.FactorTimeline(2),
                                                 lambda t: Fraction(1), pipeline.SceneDetector())]
     return out, time.perf_counter() - started
 

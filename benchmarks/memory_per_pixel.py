@@ -21,11 +21,17 @@ Measured 2026-11-22 on the 2-core dev machine (torch 2.13 CPU, fp32), peaks at 6
                          rife 2130 B/px (910 / 2314 MiB)
     run, factor 2        blend 513 B/px (409 / 747 MiB)   flow 651 B/px (433 / 862 MiB)
 
+Run again 2026-11-22 18:15 (``--modes run``) once frames crossed the pipeline as decoded planes:
+
+    run, factor 2        blend 204 B/px (171 / 305 MiB)   flow 633 B/px (247 / 664 MiB)
+    (the code before it, the same hour: blend 565 B/px (212 / 585 MiB), flow 631 B/px (245 / 661 MiB))
+
 A spec's ``memory_per_pixel`` is (one timestep, each further one): blend (48, 12), flow (182, 15),
 rife (408, 246); the other models are not measured and count for their frames only.
-The blend run, less blend's figure for the 2 timesteps a factor-2 run may ask (60) and the 21
-frames the pipeline holds (252), gives ``pipeline.CODEC_BYTES_PER_PIXEL`` (201); the flow run
-(651) checks the estimate ``pipeline.memory_needed`` makes of it (182 + 15 + 252 + 201 = 650).
+The flow run, whose frames are all float RGB, less flow's figure for the 2 timesteps a factor-2
+run may ask (197) and the 21 RGB frames the pipeline holds at most (252), gives
+``pipeline.CODEC_BYTES_PER_PIXEL`` (184).  blend mixes the decoded planes (1.5 bytes a pixel at
+8-bit 4:2:0, not 12), so its run needs less than ``pipeline.memory_needed`` says (204 against 496).
 """
 
 from __future__ import annotations

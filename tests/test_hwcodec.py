@@ -18,6 +18,7 @@ from conftest import moving_frames, read_video, texture, write_clip
 import slomo
 from slomo import io
 from slomo.errors import UsageError
+from slomo.frames import Picture
 
 NVENC_OPENS = io._encoder_refusal("h264_nvenc") is None
 NVDEC_OPENS = io._decoder_refusal("cuda", None, "h264") is None
@@ -188,7 +189,7 @@ def test_nvenc_keeps_ten_bits():
                             bit_depth=10, color_range=1, colorspace=1, codec="prores")
     assert io.choose_pix_fmt("hevc_nvenc", ten_bits, None) == "p010le"
     assert io.choose_pix_fmt("libx265", ten_bits, None) == "yuv420p10le"
-    picture = texture(48, 64).astype(np.float32) / 255
+    picture = Picture(rgb=texture(48, 64).astype(np.float32) / 255)
     p010 = io.encoder_frame(picture, "p010le", ten_bits).reformat(format="yuv420p10le")
     planar = io.encoder_frame(picture, "yuv420p10le", ten_bits)
     for ours, theirs in zip(p010.planes, planar.planes, strict=True):

@@ -8,6 +8,7 @@ import pytest
 import slomo
 from slomo import interpolator, pipeline
 from slomo.api import parse_rate
+from slomo.frames import Picture
 
 
 def test_factor_slots_follow_the_contract():
@@ -43,7 +44,7 @@ class _Recorder(interpolator.Interpolator):
 
 
 def _frames(n):
-    return [(F(i, 10), np.full((2, 2, 3), float(i), np.float32)) for i in range(n)]
+    return [(F(i, 10), Picture(rgb=np.full((2, 2, 3), float(i), np.float32))) for i in range(n)]
 
 
 def _run(model, n, factor, scenes=None):
@@ -59,7 +60,7 @@ def test_schedule_counts_and_order(factor):
     assert (times == sorted(times) and times[0] == 0
             and times == [F(i, 10 * factor) for i in range(5 * factor)])
     # first and last input frames are in the output untouched; the last is held to the end
-    assert out[0][1][0, 0, 0] == 0 and all(f[0, 0, 0] == 4 for _, f in out[-factor:])
+    assert out[0][1].rgb()[0, 0, 0] == 0 and all(f.rgb()[0, 0, 0] == 4 for _, f in out[-factor:])
 
 
 def test_window_of_four_is_replicated_at_the_ends():
@@ -76,7 +77,7 @@ class _CutAfter:
         self.cut_before = cut_before
 
     def signature(self, frame):
-        return frame[0, 0, 0]
+        return frame.rgb()[0, 0, 0]
 
     def is_cut(self, a, b):
         return b in self.cut_before
@@ -86,7 +87,7 @@ def test_no_frame_is_blended_across_a_cut_and_windows_are_clipped():
     model = _Recorder(window=4)
     out = list(pipeline.schedule(_frames(6), model, pipeline.FactorTimeline(4), lambda t: F(1, 10),
                                  _CutAfter({3.0})))
-    values = [float(f[0, 0, 0]) for _, f in out]
+    values = [float(f.rgb()[0, 0, 0]) for _, f in out]
     # slots between 2 and 3 (the cut) are earlier than the cut: the old shot's last frame
     assert values[8:13] == [2, 2, 2, 2, 3]
     assert all(max(w) <= 2 for w, _ in model.calls if w[1] < 3)  # shot one never sees shot two
@@ -106,7 +107,7 @@ class _Position(_Recorder):
 def test_output_switches_shot_at_the_cut_time(timeline):
     cut = F(3, 10)  # the time of the new shot's first frame (input frame 3)
     out = list(pipeline.schedule(_frames(6), _Position(), timeline, lambda t: F(1, 10), _CutAfter({3.0})))
-    shot = [("new" if frame[0, 0, 0] >= 3 else "old") for _, frame in out]
+    shot = [("new" if frame.rgb()[0, 0, 0] >= 3 else "old") for _, frame in out]
     assert shot == [("new" if time >= cut else "old") for time, _ in out]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import chunks, interpolator, io, outputs, pipeline, stages
 from .errors import MediaError, SlomoError, UsageError
+from .frames import Picture
 
 
 @dataclass
@@ -276,18 +277,18 @@ def _run(reader, chain: list[pipeline.Stage], target: outputs.Target, timing, sc
     writer: io.ImageSequenceWriter | io.VideoWriter | None = None
 
     def frames():
-        for item in reader.frames(deinterlace):
+        for item in reader.pictures(deinterlace):
             span.setdefault("first", item[0])
             span["last"] = item[0]
             yield item
 
     source = pipeline.drop_duplicates(frames(), dropped=duplicates) if dedup else frames()
 
-    def sink(t: Fraction, frame) -> None:
+    def sink(t: Fraction, frame: Picture) -> None:
         nonlocal writer
         if writer is None:  # created on the first frame, once rotation and timing are known
             # sized by the frames the last stage makes (an upscaler changes the size)
-            made = replace(reader.info, height=frame.shape[0], width=frame.shape[1])
+            made = replace(reader.info, height=frame.height, width=frame.width)
             if target.is_sequence:
                 writer = io.ImageSequenceWriter(target, made)
             else:

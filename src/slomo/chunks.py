@@ -34,6 +34,7 @@ from pathlib import Path
 
 from . import __version__, api, interpolator, io, outputs, pipeline
 from .errors import UsageError
+from .frames import Picture
 
 #: Runs ``task(*item)`` for every item and yields ``(item, result or the exception it raised,
 #: node IP or None)`` as each finishes, in any order; closing it cancels what has not started.
@@ -112,11 +113,11 @@ def plan(times: list[Fraction], keyframes: list[Fraction], seconds: float, conte
     return pieces
 
 
-def _piece_frames(reader, piece: Piece) -> Iterator[tuple[Fraction, object]]:
+def _piece_frames(reader, piece: Piece) -> Iterator[tuple[Fraction, Picture]]:
     """The decoded frames a chunk works on: from ``first`` to ``last`` inclusive."""
     if piece.seek is not None:
         reader.seek(piece.seek)
-    for t, frame in reader.frames():
+    for t, frame in reader.pictures():
         if piece.first is not None and t < piece.first:
             continue
         yield t, frame
@@ -153,12 +154,12 @@ def run_piece(reader, stages: list[pipeline.Stage], timing, scenes, encode: io.E
     writer: io.LosslessWriter | None = None
     made = reader.info
 
-    def sink(t: Fraction, frame) -> None:
+    def sink(t: Fraction, frame: Picture) -> None:
         nonlocal writer, made
         if not piece.owns(t):
             return
         if writer is None:  # sized by the frames the last stage makes (an upscaler changes the size)
-            made = replace(reader.info, height=frame.shape[0], width=frame.shape[1])
+            made = replace(reader.info, height=frame.height, width=frame.width)
             writer = io.LosslessWriter(piece.path, made, pix_fmt)
         writer.write(io.encoder_frame(frame, pix_fmt, made))
         times.append(t)

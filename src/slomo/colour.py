@@ -66,11 +66,24 @@ def bit_depth(fmt: av.VideoFormat) -> int:
     return fmt.components[0].bits
 
 
-def _plane(frame: av.VideoFrame, index: int, dtype) -> np.ndarray:
-    plane = frame.planes[index]
-    per_row = plane.line_size // np.dtype(dtype).itemsize
-    rows = np.frombuffer(memoryview(plane), dtype).reshape(plane.height, per_row)
-    return rows[:, : plane.width]
+def plane(frame: av.VideoFrame, index: int) -> np.ndarray:
+    """Plane ``index`` of a planar YUV frame as a writable uint8/uint16 view of its buffer (no copy)."""
+    dtype = np.uint8 if bit_depth(frame.format) <= 8 else np.uint16
+    data = frame.planes[index]
+    per_row = data.line_size // np.dtype(dtype).itemsize
+    rows = np.frombuffer(memoryview(data), dtype).reshape(data.height, per_row)
+    return rows[:, : data.width]
+
+
+def _inverse(frame: av.VideoFrame, colorspace: int, color_range: int) -> np.ndarray:
+    """The 3x4 matrix taking ``frame``'s YUV code values to RGB in [0, 1]."""
+    fmt = frame.format
+    return inverse_affine(colorspace, is_full(color_range, fmt.name), bit_depth(fmt), frame.height)
+
+
+def _planes_to_rgb(planes: list[np.ndarray], inverse: np.ndarray) -> np.ndarray:
+    rgb = cv2.transform(np.dstack(planes), inverse)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
 def to_rgb(frame: av.VideoFrame, colorspace: int, color_range: int) -> np.ndarray:
@@ -79,16 +92,20 @@ def to_rgb(frame: av.VideoFrame, colorspace: int, color_range: int) -> np.ndarra
     Chroma is upsampled by replication: the block average in :func:`from_rgb` then gives back
     exactly the same chroma, so frames that pass through unchanged are not softened.
     """
-    fmt = frame.format
-    depth = bit_depth(fmt)
-    dtype = np.uint8 if depth <= 8 else np.uint16
     h, w = frame.height, frame.width
-    planes: list[np.ndarray] = [_plane(frame, i, dtype).astype(np.float32) for i in range(3)]
+    planes: list[np.ndarray] = [plane(frame, i).astype(np.float32) for i in range(3)]
     planes[1:] = [p if p.shape == (h, w) else cv2.resize(p, (w, h), interpolation=cv2.INTER_NEAREST)
                   for p in planes[1:]]
-    inverse = inverse_affine(colorspace, is_full(color_range, fmt.name), depth, h)
-    rgb = cv2.transform(np.dstack(planes), inverse)
-    return np.clip(rgb, 0.0, 1.0, out=rgb)
+    return _planes_to_rgb(planes, _inverse(frame, colorspace, color_range))
+
+
+def thumbnail(frame: av.VideoFrame, width: int, height: int, colorspace: int, color_range: int) -> np.ndarray:
+    """A planar YUV frame shrunk to ``width`` x ``height`` float32 RGB: each plane area-averaged
+    first, then converted, so only the thumbnail's pixels go through the matrix (the same
+    thumbnail as :func:`to_rgb` then an area resize, but for clipping out-of-gamut pixels)."""
+    planes = [cv2.resize(plane(frame, i), (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
+              for i in range(3)]
+    return _planes_to_rgb(planes, _inverse(frame, colorspace, color_range))
 
 
 def from_rgb(rgb: np.ndarray, pix_fmt: str, colorspace: int, color_range: int) -> av.VideoFrame:
@@ -100,7 +117,7 @@ def from_rgb(rgb: np.ndarray, pix_fmt: str, colorspace: int, color_range: int) -
     yuv = cv2.transform(rgb, affine(colorspace, is_full(color_range, pix_fmt), depth, h))
     top = 2 ** depth - 1
     for index in range(3):
-        target = _plane(frame, index, dtype)
+        target = plane(frame, index)
         values = yuv[..., index]
         if target.shape != (h, w):
             values = cv2.resize(values, (target.shape[1], target.shape[0]), interpolation=cv2.INTER_AREA)

@@ -49,7 +49,7 @@ import numpy as np
 
 from . import interpolator, io, outputs, pipeline
 from .errors import MediaError, UsageError, WeightsError
-from .frames import from_frame, to_frame
+from .frames import Picture, from_frame, to_frame
 
 PSNR_CAP = 100.0
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
@@ -309,7 +309,7 @@ def evaluate_clip(model: interpolator.Interpolator, clip: Clip, limit: int | Non
     inputs: list[int] = []
     size: list[tuple] = []
 
-    def kept() -> Iterator[tuple[Fraction, np.ndarray]]:
+    def kept() -> Iterator[tuple[Fraction, Picture]]:
         for index, (t, frame) in enumerate(clip.frames()):
             if index % clip.factor == 0:
                 if frame is None:
@@ -319,7 +319,7 @@ def evaluate_clip(model: interpolator.Interpolator, clip: Clip, limit: int | Non
                                     f"{frame.shape[0]}, not {size[0][1]}x{size[0][0]}")
                 size.append(frame.shape)
                 inputs.append(index)
-                yield t, frame
+                yield t, Picture(rgb=frame)
             elif frame is not None:
                 truth[index] = frame
 
@@ -334,7 +334,7 @@ def evaluate_clip(model: interpolator.Interpolator, clip: Clip, limit: int | Non
             continue  # nothing to compare with, or past the last kept frame (a repeat)
         if limit is not None and clip.kind == "video" and len(result.frames) >= limit:
             break
-        out = to_uint8(frame)
+        out = to_uint8(frame.rgb())
         if out.shape != gt.shape:
             raise MediaError(f"{clip.name}: ground truth is {gt.shape[1]}x{gt.shape[0]}, "
                             f"output {out.shape[1]}x{out.shape[0]}")

@@ -9,7 +9,9 @@ checkpoint serves a run, what follows it when it cannot do a run alone), so the 
 ``eval`` and ``bench`` ask it and name no model; :func:`create` checks a run against it, resolves
 device, dtype and checkpoint once, and hands them to the model's factory.
 
-Frames cross the interface as :data:`slomo.frames.Frame`.
+Frames cross the interface as :data:`slomo.frames.Frame`; the pipeline hands a model
+:class:`slomo.frames.Picture` objects through :meth:`Interpolator.interpolate_pictures`, which a
+model overrides only to work on decoded planes directly (``blend``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, TypeVar
 
 from . import weights as _weights
 from .errors import SlomoError, UsageError, WeightsError
-from .frames import Frame
+from .frames import Frame, Picture
 from .weights import Weights
 
 #: The interpolator of a run that names none, and the one that finishes what a model cannot do alone.
@@ -238,6 +240,18 @@ class Interpolator(ABC):
         """:meth:`interpolate` for consecutive windows; a model that runs several together (RIFE,
         one forward for several pairs on a GPU) overrides it."""
         return [self.interpolate(window, ts) for window, ts in zip(windows, times, strict=True)]
+
+    def prepare(self, picture: Picture) -> None:
+        """Work on an input picture that can overlap the model's own: the pipeline calls it from
+        its decoding thread for every picture the first stage will see.  The base converts it to
+        RGB there (once, kept by the picture), so the conversion is off the model's thread."""
+        picture.rgb()
+
+    def interpolate_pictures(self, window: Sequence[Picture], times: Sequence[float]) -> list[Picture]:
+        """What the pipeline calls: :meth:`interpolate` on the window's RGB (each picture converted
+        once, however many windows it sits in).  A model that can work on the decoded planes
+        overrides it."""
+        return [Picture(rgb=frame) for frame in self.interpolate([p.rgb() for p in window], times)]
 
     def reset(self) -> None:  # noqa: B027 - a no-op for the many stateless models, not abstract
         """Forget recurrent state: the next window does not continue the previous one."""

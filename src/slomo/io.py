@@ -1,10 +1,12 @@
 """Reading and writing video with PyAV: frames with exact timestamps, audio and subtitles, colour.
 
-Everything that touches a container lives here.  Frames leave a :class:`VideoReader` as float32 RGB
-in ``[0, 1]`` together with their presentation time as an exact :class:`~fractions.Fraction` of a
-second, and enter a :class:`VideoWriter` the same way.  The YUV<->RGB conversion uses the source's
-matrix and range both ways, and the output is tagged with the source's colour metadata, so colours
-survive the round trip.  Image sequences (``frames/%06d.png``) are read and written losslessly.
+Everything that touches a container lives here.  Frames leave a :class:`VideoReader` as
+:class:`~slomo.frames.Picture` objects (decoded planes; :meth:`VideoReader.frames` gives float32 RGB
+in ``[0, 1]``) together with their presentation time as an exact :class:`~fractions.Fraction` of a
+second, and enter a :class:`VideoWriter` as pictures: one still as it was decoded is encoded as it
+is.  The YUV<->RGB conversion uses the source's matrix and range both ways, and the output is
+tagged with the source's colour metadata, so colours survive the round trip.  Image sequences
+(``frames/%06d.png``) are read and written losslessly.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 
 from . import colour
 from .errors import MediaError, UsageError
-from .frames import from_frame, to_frame
+from .frames import Frame, Picture, from_frame, to_frame
 
 if TYPE_CHECKING:
     from av.container.core import Chapter  # a TypedDict of PyAV's stubs only
@@ -263,8 +265,14 @@ class VideoReader:
                 except (av.BlockingIOError, av.EOFError):
                     break
 
-    def frames(self, deinterlace: bool = False) -> Iterator[tuple[Fraction, np.ndarray]]:
-        """Yield ``(time in seconds, float32 RGB frame)`` in presentation order.
+    def frames(self, deinterlace: bool = False) -> Iterator[tuple[Fraction, Frame]]:
+        """Yield ``(time in seconds, float32 RGB frame)`` in presentation order."""
+        for time, picture in self.pictures(deinterlace):
+            yield time, picture.rgb()
+
+    def pictures(self, deinterlace: bool = False) -> Iterator[tuple[Fraction, Picture]]:
+        """Yield ``(time in seconds, picture)`` in presentation order: planar YUV as decoded,
+        other formats converted to RGB by swscale.
 
         Times come from the frames' timestamps in the time base they carry (a filter such as
         yadif has its own); :func:`frame_times` fills in missing and repeated ones.
@@ -282,11 +290,11 @@ class VideoReader:
                     log.warning("%s: the video is interlaced; --deinterlace gives cleaner results",
                                 self.path)
             if colour.supports(frame.format.name):
-                yield time, colour.to_rgb(frame, int(frame.colorspace), int(frame.color_range))
+                yield time, Picture(video=frame)
             else:
                 array = frame.to_ndarray(format=rgb, src_colorspace=frame.colorspace or None,
                                          src_color_range=frame.color_range, dst_color_range=2)
-                yield time, to_frame(array)
+                yield time, Picture(rgb=to_frame(array))
 
     def close(self) -> None:
         self._container.close()
@@ -371,7 +379,7 @@ class ImageSequenceReader:
         )
         self.decoder = "images (OpenCV)"
 
-    def frames(self, deinterlace: bool = False) -> Iterator[tuple[Fraction, np.ndarray]]:
+    def frames(self, deinterlace: bool = False) -> Iterator[tuple[Fraction, Frame]]:
         for index, name in enumerate(self.files):
             image = cv2.imread(name, cv2.IMREAD_UNCHANGED)
             if image is None:
@@ -380,6 +388,10 @@ class ImageSequenceReader:
                 image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
             image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
             yield index * self.info.time_base, to_frame(image)
+
+    def pictures(self, deinterlace: bool = False) -> Iterator[tuple[Fraction, Picture]]:
+        for time, frame in self.frames(deinterlace):
+            yield time, Picture(rgb=frame)
 
     def close(self) -> None:
         pass
@@ -666,10 +678,18 @@ def parse_encoder_opts(opts: dict[str, str] | str | None) -> dict[str, str]:
     return pairs
 
 
-def encoder_frame(frame: np.ndarray, pix_fmt: str, info: VideoInfo) -> av.VideoFrame:
-    """A float RGB frame as the encoder gets it: padded to the size ``pix_fmt`` holds
-    (:func:`even_size`), in ``pix_fmt`` with the source's matrix and range."""
+def encoder_frame(picture: Picture, pix_fmt: str, info: VideoInfo) -> av.VideoFrame:
+    """A picture as the encoder gets it: padded to the size ``pix_fmt`` holds (:func:`even_size`),
+    in ``pix_fmt`` with the source's matrix and range.  A decoded frame already in that format and
+    size is the frame itself, not a copy: the encoder takes its own reference to the buffers, and
+    :meth:`VideoWriter.write_converted` sets the timestamp of each write (a frame repeated at a cut
+    or the end is written several times)."""
     width, height = even_size(pix_fmt, info.width, info.height)
+    video = picture.video
+    if video is not None and (video.format.name, video.width, video.height) == (pix_fmt, width, height):
+        video.color_range = info.color_range
+        return video
+    frame = picture.rgb()
     pad_y, pad_x = height - frame.shape[0], width - frame.shape[1]
     if pad_y or pad_x:
         frame = np.pad(frame, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
@@ -787,9 +807,9 @@ class VideoWriter:
                              f"{unit} s, too coarse for {float(rate):g} frames per second; "
                              "write .mp4 or .mov, or ask for a lower rate")
 
-    def write(self, time: Fraction, frame: np.ndarray) -> None:
-        """Encode one frame shown at ``time`` (source seconds, before stretching)."""
-        self.write_converted(time, encoder_frame(frame, self._pix_fmt, self.info))
+    def write(self, time: Fraction, picture: Picture) -> None:
+        """Encode one picture shown at ``time`` (source seconds, before stretching)."""
+        self.write_converted(time, encoder_frame(picture, self._pix_fmt, self.info))
 
     def write_converted(self, time: Fraction, vf: av.VideoFrame) -> None:
         """Encode a frame already as the encoder gets it (:func:`encoder_frame`), such as one
@@ -1118,9 +1138,9 @@ class ImageSequenceWriter:
         self.encoder = "png (OpenCV)"
         self._frames = 0
 
-    def write(self, time: Fraction, frame: np.ndarray) -> None:
+    def write(self, time: Fraction, picture: Picture) -> None:
         path = str(self._landing.path) % self._frames
-        image = cv2.cvtColor(from_frame(frame, self._bit_depth), cv2.COLOR_RGB2BGR)
+        image = cv2.cvtColor(from_frame(picture.rgb(), self._bit_depth), cv2.COLOR_RGB2BGR)
         if not cv2.imwrite(path, image):
             raise MediaError(f"cannot write {Path(path).name} in {self._landing.target.path.parent}")
         self._frames += 1

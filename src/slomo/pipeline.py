@@ -3,6 +3,8 @@
 Three threads joined by bounded queues: one decodes, the calling thread runs the model, one
 encodes.  PyAV, OpenCV and torch release the GIL in their heavy parts, so on two cores the model
 rarely waits for I/O.  Memory holds the model's window plus the queues, whatever the video's length.
+Frames travel as :class:`~slomo.frames.Picture` objects: decoded planes, converted to RGB only for a
+model that needs it, and never for frames that pass through untouched.
 
 Which frames to synthesize comes from a :class:`Timeline`, which works from timestamps rather than
 a frame counter so variable-frame-rate input stays in sync.  Scene cuts split the stream into shots:
@@ -24,7 +26,7 @@ import cv2
 import numpy as np
 
 from .errors import MediaError, UsageError
-from .frames import Frame
+from .frames import Picture
 from .interpolator import Interpolator, ModelSpec
 
 #: Output slots of one input frame: (t in [0, 1) between this frame and the next, output time).
@@ -74,18 +76,20 @@ class RateTimeline(Timeline):
 class SceneDetector:
     """Flags a cut between two frames whose colours and coarse layout both change at once.
 
-    The score adds two cheap measures on small thumbnails: the distance of the colour histograms
-    (insensitive to motion within a shot) and the mean absolute difference of a 32x18 grey
-    thumbnail (which catches cuts between shots of similar colours).  On the real montage
-    ``bikes.mp4`` the five cuts score 0.43 to 1.0 and no pair within a shot scores above 0.19.
+    The score adds two cheap measures on a 64x36 RGB thumbnail (made from the decoded planes,
+    not from a full-size RGB frame): the distance of the colour histograms (insensitive to motion
+    within a shot) and the mean absolute difference of a 32x18 grey thumbnail (which catches cuts
+    between shots of similar colours).  On the real montage ``bikes.mp4`` the five cuts score
+    0.43 to 1.01 and no pair within a shot scores above 0.18 (measured 2026-11-22 on the planes'
+    thumbnail; the full-size RGB one it replaced gave the same to 0.005).
     """
 
     def __init__(self, threshold: float = 0.3):
         self.threshold = threshold
 
     @staticmethod
-    def signature(frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-        thumb = cv2.resize(frame, (64, 36), interpolation=cv2.INTER_AREA)
+    def signature(picture: Picture) -> tuple[np.ndarray, np.ndarray]:
+        thumb = picture.thumbnail(64, 36)
         hist = [np.histogram(thumb[..., c], bins=16, range=(0.0, 1.0))[0] for c in range(3)]
         grey = cv2.resize(cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY), (32, 18), interpolation=cv2.INTER_AREA)
         return np.concatenate(hist).astype(np.float32) / (64 * 36), grey
@@ -99,8 +103,8 @@ class SceneDetector:
         return self.distance(a, b) > self.threshold
 
 
-def drop_duplicates(frames: Iterable[tuple[Fraction, Frame]], threshold: float = 0.004,
-                    dropped: list[Fraction] | None = None) -> Iterator[tuple[Fraction, Frame]]:
+def drop_duplicates(frames: Iterable[tuple[Fraction, Picture]], threshold: float = 0.004,
+                    dropped: list[Fraction] | None = None) -> Iterator[tuple[Fraction, Picture]]:
     """Drop frames that repeat their predecessor (animation on twos, screen recordings).
 
     A frame is a duplicate when the mean absolute difference of its 1/8-size grey thumbnail to
@@ -110,9 +114,8 @@ def drop_duplicates(frames: Iterable[tuple[Fraction, Frame]], threshold: float =
     """
     kept = None
     for time, frame in frames:
-        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        thumb = cv2.resize(grey, (max(1, grey.shape[1] // 8), max(1, grey.shape[0] // 8)),
-                           interpolation=cv2.INTER_AREA)
+        small = frame.thumbnail(max(1, frame.width // 8), max(1, frame.height // 8))
+        thumb = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         if kept is not None and np.abs(thumb - kept).mean() < threshold:
             if dropped is not None:
                 dropped.append(time)
@@ -124,7 +127,7 @@ def drop_duplicates(frames: Iterable[tuple[Fraction, Frame]], threshold: float =
 @dataclass
 class _Input:
     time: Fraction
-    frame: Frame
+    frame: Picture
     shot: int
     signature: object = None
 
@@ -155,12 +158,14 @@ def check_output_rate(rate: Fraction, source: str) -> None:
 
 #: frames each queue between the threads holds
 QUEUE_SIZE = 8
-#: bytes per pixel of one frame as the pipeline holds it (float32 RGB)
+#: bytes per pixel of one frame as the pipeline holds it at most: float32 RGB, as a model that takes
+#: RGB makes and sees them (an RGB source's too); decoded planes take 1.5 (8-bit 4:2:0) to 6
 FRAME_BYTES_PER_PIXEL = 12
 #: the decoder's and encoder's own buffers (libx264's lookahead, format conversions), in bytes per
-#: pixel: a whole factor-2 blend run's measured slope (``benchmarks/memory_per_pixel.py blend``: 513)
-#: less blend's figure for 2 timesteps (48 + 12) and the 21 frames of :func:`memory_needed` (252)
-CODEC_BYTES_PER_PIXEL = 201
+#: pixel: a whole factor-2 flow run's measured slope (``benchmarks/memory_per_pixel.py flow``: 633),
+#: whose frames are all RGB, less flow's figure for 2 timesteps (182 + 15) and the 21 frames of
+#: :func:`memory_needed` (252).  A blend run on decoded planes needs less than the estimate (204).
+CODEC_BYTES_PER_PIXEL = 184
 
 
 def memory_needed(spec: ModelSpec, width: int, height: int, timesteps: int = 1,
@@ -212,14 +217,14 @@ def check_memory(spec: ModelSpec, width: int, height: int, source: str, frames_p
 
 
 def schedule(
-    frames: Iterable[tuple[Fraction, Frame]],
+    frames: Iterable[tuple[Fraction, Picture]],
     model: Interpolator,
     timeline: Timeline,
     last_duration: Callable[[Fraction], Fraction],
     scenes: SceneDetector | None = None,
     stats: Stats | None = None,
-) -> Iterator[tuple[Fraction, Frame]]:
-    """Yield ``(output time, frame)`` in order for a stream of ``(input time, frame)``.
+) -> Iterator[tuple[Fraction, Picture]]:
+    """Yield ``(output time, picture)`` in order for a stream of ``(input time, picture)``.
 
     For input frame k the model sees the window k-(W-1)//2 .. k+W//2, indices clamped to the ends
     of the stream and to k's shot.  Output slots at t = 0 are the input frame itself (or the
@@ -283,8 +288,8 @@ def schedule(
         k += 1
 
 
-def _fill_slots(model: Interpolator, window: list[Frame], slots: Slots, keyframe: Frame,
-                pair_ok: bool) -> Iterator[tuple[Fraction, Frame]]:
+def _fill_slots(model: Interpolator, window: list[Picture], slots: Slots, keyframe: Picture,
+                pair_ok: bool) -> Iterator[tuple[Fraction, Picture]]:
     """The frames of one input frame's slots, made :data:`TIMESTEP_BATCH` timesteps at a time.
 
     A deblurring model is asked for t = 0 first (in the first batch), and its restored frame
@@ -298,7 +303,8 @@ def _fill_slots(model: Interpolator, window: list[Frame], slots: Slots, keyframe
         if not asked_keyframe:
             ask.insert(0, Fraction(0))
             asked_keyframe = True
-        made = dict(zip(ask, model.interpolate(window, [float(t) for t in ask]), strict=True)) if ask else {}
+        times = [float(t) for t in ask]
+        made = dict(zip(ask, model.interpolate_pictures(window, times), strict=True)) if ask else {}
         keyframe = made.get(Fraction(0), keyframe)
         for t, time in batch:
             yield time, made.get(t, keyframe)
@@ -340,9 +346,9 @@ Stage = tuple[Interpolator, Timeline]
 
 
 def run(
-    frames: Iterable[tuple[Fraction, Frame]],
+    frames: Iterable[tuple[Fraction, Picture]],
     stages: Sequence[Stage],
-    sink: Callable[[Fraction, Frame], None],
+    sink: Callable[[Fraction, Picture], None],
     last_duration: Callable[[Fraction], Fraction],
     scenes: SceneDetector | None = None,
     on_frame: Callable[[Stats], None] | None = None,
@@ -351,8 +357,9 @@ def run(
     """Decode, interpolate and encode concurrently; re-raise the first error of any thread.
 
     Several stages chain in the model thread, each consuming the previous one's output (BIN
-    deblurs and doubles the rate, then RIFE makes the rest).  Stats count the first stage's input
-    and the last stage's output.
+    deblurs and doubles the rate, then RIFE makes the rest).  The decoding thread has the first
+    stage's model prepare each picture (:meth:`~slomo.interpolator.Interpolator.prepare`).  Stats
+    count the first stage's input and the last stage's output.
     """
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -365,6 +372,8 @@ def run(
             for item in frames:
                 if stop.is_set():
                     return
+                if stages:
+                    stages[0][0].prepare(item[1])
                 decoded.put(item)
         except BaseException as exc:  # handed to the calling thread
             errors.append(exc)
@@ -385,7 +394,7 @@ def run(
     for worker in workers:
         worker.start()
     try:
-        stream: Iterable[tuple[Fraction, Frame]] = decoded
+        stream: Iterable[tuple[Fraction, Picture]] = decoded
         for index, (model, timeline) in enumerate(stages):
             stream = schedule(stream, model, timeline, last_duration, scenes,
                               stats if index == 0 else Stats())

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..frames import Frame
+import av
+import cv2
+
+from .. import colour
+from ..frames import Frame, Picture
 from ..interpolator import Interpolator, ModelOptions, ModelSpec
 
 
@@ -15,6 +19,33 @@ class Blend(Interpolator):
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
         a, b = window
         return [a * (1.0 - t) + b * t for t in times]
+
+    def prepare(self, picture: Picture) -> None:
+        """Nothing: the planes are mixed as decoded."""
+
+    def interpolate_pictures(self, window: Sequence[Picture], times: Sequence[float]) -> list[Picture]:
+        """Mixes the decoded planes themselves when both frames have the same layout: YUV is an
+        affine map of RGB, so mixing the planes is mixing the colours, rounded once (within one
+        level of the RGB path, a fraction of its cost and memory)."""
+        a, b = window
+        if a.video is None or b.video is None or not _same_layout(a.video, b.video):
+            return super().interpolate_pictures(window, times)
+        return [Picture(video=_mix(a.video, b.video, t)) for t in times]
+
+
+def _same_layout(a: av.VideoFrame, b: av.VideoFrame) -> bool:
+    return ((a.format.name, a.width, a.height, a.colorspace, a.color_range)
+            == (b.format.name, b.width, b.height, b.colorspace, b.color_range))
+
+
+def _mix(a: av.VideoFrame, b: av.VideoFrame, t: float) -> av.VideoFrame:
+    """``a * (1 - t) + b * t`` plane by plane, written straight into a new frame's buffers."""
+    mixed = av.VideoFrame(a.width, a.height, a.format.name)
+    mixed.colorspace, mixed.color_range = a.colorspace, a.color_range
+    for index in range(len(a.planes)):
+        target = colour.plane(mixed, index)
+        cv2.addWeighted(colour.plane(a, index), 1.0 - t, colour.plane(b, index), t, 0.0, dst=target)
+    return mixed
 
 
 SPEC = ModelSpec(
