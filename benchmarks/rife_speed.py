@@ -35,12 +35,16 @@ import types
 import zipfile
 from pathlib import Path
 
-import av
-import numpy as np
-import torch
-import torch.nn.functional as F
+# The official forwards get the OpenMP wait policy a slomo run sets (import slomo does, before
+# torch): busy cores from other processes then slow both alike, not only the spinning one.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from slomo import interpolator, samples, weights
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from slomo import interpolator, samples, weights  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".cache/media/bigbuckbunny.mp4"
 
