@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import wheel_dir, yuv_planes
+from conftest import ROOT, wheel_dir, yuv_planes
 
-from slomo import colour, interpolator, tensors, weights
+from slomo import colour, interpolator, io, samples, tensors, weights
+from slomo.frames import Picture
 from slomo.interpolator import ModelOptions, bisect_times
 from slomo.weights import WeightsError
 
@@ -461,7 +462,70 @@ def test_integer_planes_path_gives_today_s_frames_within_one_level():
         assert np.abs(plane.astype(int) - expected.astype(int)).max() <= 1
 
 
+@pytest.fixture
+def bikes_start():
+    """The first three frames of the real 640x272 sample as the pipeline's reader decodes them
+    (yuv420p pictures, matrix and range unspecified), and the reader's stream info."""
+    reader = io.VideoReader(samples.fetch(ROOT / ".cache" / "media" / "bikes.mp4"))
+    try:
+        return [picture for _, picture in itertools.islice(reader.pictures(), 3)], reader.info
+    finally:
+        reader.close()
+
+
+def _device_path_matches_default(pictures, info, device):
+    """RIFE's device path on decoded pictures (planes up, converted by torch, interpolated, planes
+    down) against the default path (slomo.colour's float RGB on the host, interpolated, then
+    converted to planes as the encoder would) on the first three frames of the sample: within one
+    level, with no host conversion, in frames of the source's layout that the encoder takes as
+    they are, and the frame the two windows share prepared once."""
+    windows, times = [pictures[0:2], pictures[1:3]], [0.5]
+    on_device = interpolator.create("rife", ModelOptions(device=device))
+    on_device.pictures_on_device = True
+    features = []
+    on_device.net.encode.register_forward_hook(lambda module, args, out: features.append(args[0].shape[0]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(colour, "to_rgb", None)  # any conversion on the host fails
+        for picture in pictures:
+            on_device.prepare(picture)
+        got = [on_device.interpolate_pictures(window, times) for window in windows]
+    assert sum(features) == 3
+    default = interpolator.create("rife", ModelOptions(device=device))
+    default.pictures_on_device = False
+    want = [default.interpolate_pictures(window, times) for window in windows]
+    source = pictures[0].video
+    pix_fmt, space, full = source.format.name, *pictures[0].colour()
+    for got_window, want_window in zip(got, want, strict=True):
+        for picture, expected in zip(got_window, want_window, strict=True):
+            assert colour.layout(picture.video) == colour.layout(source)
+            assert io.encoder_frame(picture, pix_fmt, info) is picture.video
+            planes = yuv_planes(colour.from_rgb(expected.rgb(), pix_fmt, space, full))
+            for plane, reference in zip(yuv_planes(picture.video), planes, strict=True):
+                assert np.abs(plane.astype(int) - reference.astype(int)).max() <= 1
+
+
+@pytest.mark.slow
+def test_device_path_on_decoded_pictures_matches_the_default_path(bikes_start):
+    _device_path_matches_default(*bikes_start, "cpu")
+
+
+def test_device_path_falls_back_for_rgb_pictures(bunny_run):
+    """Pictures that are not decoded planes take the base's RGB path, whatever the device."""
+    frames = [_crop(f, 200, 400, 64, 64) for f in bunny_run[:2]]
+    model = interpolator.create("rife")
+    model.pictures_on_device = True
+    [made] = model.interpolate_pictures([Picture(rgb=f) for f in frames], [0.5])
+    assert made.video is None
+    assert np.array_equal(made.rgb(), model.interpolate(frames, [0.5])[0])
+
+
 # ---------------------------------------------------------------------------------- CUDA
+
+
+@pytest.mark.cuda
+def test_cuda_device_path_on_decoded_pictures_matches_the_default_path(bikes_start):
+    _device_path_matches_default(*bikes_start, "cuda")
+
 
 
 def _psnr(x, truth) -> float:

@@ -75,6 +75,18 @@ def plane(frame: av.VideoFrame, index: int) -> np.ndarray:
     return rows[:, : data.width]
 
 
+def layout(frame: av.VideoFrame) -> tuple[str, int, int, int, int]:
+    """What frames must share to be worked on plane by plane as one: format, size, matrix, range."""
+    return frame.format.name, frame.width, frame.height, int(frame.colorspace), int(frame.color_range)
+
+
+def blank(like: av.VideoFrame) -> av.VideoFrame:
+    """A new frame of ``like``'s :func:`layout`, its planes not yet written."""
+    frame = av.VideoFrame(like.width, like.height, like.format.name)
+    frame.colorspace, frame.color_range = like.colorspace, like.color_range
+    return frame
+
+
 def _inverse(frame: av.VideoFrame, colorspace: int, color_range: int) -> np.ndarray:
     """The 3x4 matrix taking ``frame``'s YUV code values to RGB in [0, 1]."""
     fmt = frame.format

@@ -11,7 +11,7 @@ device, dtype and checkpoint once, and hands them to the model's factory.
 
 Frames cross the interface as :data:`slomo.frames.Frame`; the pipeline hands a model
 :class:`slomo.frames.Picture` objects through :meth:`Interpolator.interpolate_pictures`, which a
-model overrides only to work on decoded planes directly (``blend``).
+model overrides only to work on decoded planes directly (``blend``; RIFE on CUDA).
 """
 
 from __future__ import annotations

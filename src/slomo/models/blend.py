@@ -28,20 +28,14 @@ class Blend(Interpolator):
         affine map of RGB, so mixing the planes is mixing the colours, rounded once (within one
         level of the RGB path, a fraction of its cost and memory)."""
         a, b = window
-        if a.video is None or b.video is None or not _same_layout(a.video, b.video):
+        if a.video is None or b.video is None or colour.layout(a.video) != colour.layout(b.video):
             return super().interpolate_pictures(window, times)
         return [Picture(video=_mix(a.video, b.video, t)) for t in times]
 
 
-def _same_layout(a: av.VideoFrame, b: av.VideoFrame) -> bool:
-    return ((a.format.name, a.width, a.height, a.colorspace, a.color_range)
-            == (b.format.name, b.width, b.height, b.colorspace, b.color_range))
-
-
 def _mix(a: av.VideoFrame, b: av.VideoFrame, t: float) -> av.VideoFrame:
     """``a * (1 - t) + b * t`` plane by plane, written straight into a new frame's buffers."""
-    mixed = av.VideoFrame(a.width, a.height, a.format.name)
-    mixed.colorspace, mixed.color_range = a.colorspace, a.color_range
+    mixed = colour.blank(a)
     for index in range(len(a.planes)):
         target = colour.plane(mixed, index)
         cv2.addWeighted(colour.plane(a, index), 1.0 - t, colour.plane(b, index), t, 0.0, dst=target)

@@ -27,12 +27,15 @@ CPU it took a minute to compile and ran the warps slower.
 
 On a GPU: ``interpolate_batch`` and ``interpolate_tensors`` run several pairs per forward (one
 pair's timesteps are too few to fill a GPU), the latter on frames already on the device
-(:func:`slomo.tensors.to_rgb` converts decoded planes there).  ``precision="fp16"`` (CUDA only)
+(:func:`slomo.tensors.to_rgb` converts decoded planes there); on CUDA the pipeline's decoded
+pictures take that path (``interpolate_pictures``): integer planes up, integer planes down, no
+conversion on the host.  ``precision="fp16"`` (CUDA only)
 takes the bf16 path: half weights and activations in channels-last convolutions (cuDNN's fast
 layout for fp16), flows, warps and blending in float32, frames padded as officially (64 for
 v4.25, 128 for v4.0, 32 for HDv3).  No GPU was available to run any of it: the CUDA tests in
-``tests/test_rife.py`` (fp16 within 0.1 dB of fp32, batched equal to one pair at a time) have
-not run yet.
+``tests/test_rife.py`` (fp16 within 0.1 dB of fp32, batched equal to one pair at a time, the
+pictures' device path equal to the host path within one level) have not run yet; the device
+path itself is tested on the CPU device.
 """
 
 from __future__ import annotations
@@ -42,13 +45,14 @@ from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+import av
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import tensors, weights
-from ...frames import Frame
+from ... import colour, tensors, weights
+from ...frames import Frame, Picture
 from ...interpolator import Interpolator, ModelOptions, bisect_times
 
 log = logging.getLogger("slomo")
@@ -481,12 +485,16 @@ def _native_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def _distinct(windows: Sequence[Sequence[Frame]]) -> tuple[list[Frame], list[tuple[int, int]]]:
+#: a frame as some interface holds it: a float RGB array, a decoded frame
+_Held = TypeVar("_Held")
+
+
+def _distinct(windows: Sequence[Sequence[_Held]]) -> tuple[list[_Held], list[tuple[int, int]]]:
     """The distinct frames of the windows' pairs (by identity: consecutive windows share one),
     and each pair as two indices into them."""
-    frames: list[Frame] = []
+    frames: list[_Held] = []
 
-    def index(frame: Frame) -> int:
+    def index(frame: _Held) -> int:
         for i, seen in enumerate(frames):
             if seen is frame:
                 return i
@@ -502,6 +510,14 @@ def _stacked(inputs: Sequence[torch.Tensor], picked: Sequence[int]) -> torch.Ten
     if len(set(picked)) == 1:
         return inputs[picked[0]]
     return torch.cat([inputs[i] for i in picked])
+
+
+def _decoded(planes: Sequence[np.ndarray], like: av.VideoFrame) -> av.VideoFrame:
+    """Integer planes in a new frame of ``like``'s format, size, matrix and range."""
+    frame = colour.blank(like)
+    for index, values in enumerate(planes):
+        colour.plane(frame, index)[...] = values
+    return frame
 
 
 #: the answer for one requested time: a computed frame, (1, 3, H, W) on the device, or the index
@@ -534,6 +550,10 @@ class _Rife(Interpolator):
         self.multiple = max(self.align, int(self.align / self.scale))
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        #: decoded pictures cross to the device as their integer planes and come back as planes,
+        #: converted there by torch (:meth:`interpolate_pictures`): on CUDA only, as on the CPU cv2's
+        #: conversion on the host measured 3x faster than torch's.  Tests set it to run that path here.
+        self.pictures_on_device = self.device.type == "cuda"
         net.eval().requires_grad_(False).to(self.device)
         net.set_precision(self.dtype)
         self.net = net
@@ -557,6 +577,31 @@ class _Rife(Interpolator):
             downloaded = iter(tensors.tensor_to_frames(torch.cat(computed)) if computed else [])
         return [[np.array(window[m], dtype=np.float32) if isinstance(m, int) else next(downloaded)
                  for m in row] for window, row in zip(windows, made, strict=True)]
+
+    def prepare(self, picture: Picture) -> None:
+        """The base's RGB conversion on the host, but for a decoded picture bound for the device
+        (:attr:`pictures_on_device`): its planes are uploaded as they are, on the model's thread."""
+        if not (self.pictures_on_device and picture.video is not None):
+            super().prepare(picture)
+
+    def interpolate_pictures(self, window: Sequence[Picture], times: Sequence[float]) -> list[Picture]:
+        """With :attr:`pictures_on_device`, decoded pictures of one :func:`~slomo.colour.layout`
+        go through the device: integer planes up, converted there (:func:`slomo.tensors.to_rgb`),
+        :meth:`interpolate_tensors` (a frame shared with the previous window keeps its network
+        input), and back to planes of the same format, matrix and range
+        (:func:`slomo.tensors.from_rgb`) in decoded frames the encoder takes as they are.  Anything
+        else takes the base's RGB path.  Run on the CPU device by the tests; never yet on a GPU."""
+        videos = [p.video for p in window]
+        decoded = [v for v in videos if v is not None]
+        one_layout = len({colour.layout(v) for v in decoded}) == 1
+        if not (self.pictures_on_device and len(decoded) == len(videos) and one_layout):
+            return super().interpolate_pictures(window, times)
+        frames, pairs = _distinct([decoded])
+        conversion = (frames[0].format.name, *window[0].colour())  # pix_fmt, colorspace, color_range
+        uploaded = [[colour.plane(f, i) for i in range(3)] for f in frames]
+        images = tensors.to_rgb(uploaded, *conversion, device=self.device)
+        [made] = self.interpolate_tensors(images, pairs, [times], keys=frames)
+        return [Picture(video=_decoded(planes, frames[0])) for planes in tensors.from_rgb(made, *conversion)]
 
     def interpolate_tensors(self, images: torch.Tensor, pairs: Sequence[tuple[int, int]],
                             times: Sequence[Sequence[float]],
