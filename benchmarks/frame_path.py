@@ -106,23 +106,6 @@ with av.open(src) as inp, av.open(dst, "w") as out:
     encode(None)
 """
 
-_FIRST_FRAMES = """
-import sys, av
-from fractions import Fraction
-src, dst, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-with av.open(src) as inp, av.open(dst + ".partial.mkv", "w") as out:
-    stream = out.add_stream("ffv1", rate=25)
-    stream.width, stream.height, stream.pix_fmt = 640, 272, "yuv420p"
-    for index, frame in enumerate(inp.decode(video=0)):
-        if index == count:
-            break
-        frame.pts, frame.time_base = index, Fraction(1, 25)
-        for packet in stream.encode(frame):
-            out.mux(packet)
-    for packet in stream.encode(None):
-        out.mux(packet)
-"""
-
 _MODEL_ALONE = """
 import json, sys, time
 from slomo import interpolator, io
@@ -178,11 +161,10 @@ def slomo_command(clip: Path, out: Path, model: str, *extra: str) -> list[str]:
 
 def short_bikes(frames: int) -> Path:
     """The first ``frames`` frames of bikes.mp4, in FFV1 (lossless, cheap to decode), made once."""
+    from slomo import samples
+
     path = MEDIA / f"bikes-{frames}.mkv"
-    if not path.exists():
-        subprocess.run([sys.executable, "-c", _FIRST_FRAMES, str(BIKES), str(path), str(frames)], check=True)
-        os.replace(f"{path}.partial.mkv", path)
-    return path
+    return path if path.exists() else samples.lossless_start(BIKES, frames, path)
 
 
 def blend_vs_ffmpeg(pairs: int) -> None:

@@ -6,7 +6,6 @@ inputs, ``model.interpolate``, ``colour.from_rgb`` in the output format.
 
 import subprocess
 import sys
-from fractions import Fraction
 
 import av
 import numpy as np
@@ -26,19 +25,7 @@ def short_real(tmp_path_factory):
     from slomo import samples
 
     montage = samples.fetch(ROOT / ".cache" / "media" / "bikes.mp4")
-    path = tmp_path_factory.mktemp("real") / "short.mkv"
-    with av.open(str(montage)) as src, av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 640, 272, "yuv420p"
-        for index, frame in enumerate(src.decode(video=0)):
-            if index == FRAMES:
-                break
-            frame.pts, frame.time_base = index, Fraction(1, 25)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return samples.lossless_start(montage, FRAMES, tmp_path_factory.mktemp("real") / "short.mkv")
 
 
 def _decoded(path) -> list[av.VideoFrame]:

@@ -73,6 +73,28 @@ def _cut(source: Path, seconds: Fraction, dest: Path) -> Path:
     return write_file(dest, copy)
 
 
+def lossless_start(source: Path, count: int, dest: Path) -> Path:
+    """The first ``count`` frames of ``source`` re-encoded losslessly (FFV1, 25 fps, the source's
+    size and pixel format) at ``dest``: exact decoded frames that are cheap to decode again, for
+    tests and benchmarks that compare against the frames themselves."""
+    from .outputs import write_file
+
+    def copy(partial: Path) -> None:
+        with av.open(str(source)) as src, av.open(str(partial), "w", format="matroska") as out:
+            decoded = src.streams.video[0]
+            stream = out.add_stream("ffv1", rate=25)
+            stream.width, stream.height = decoded.codec_context.width, decoded.codec_context.height
+            stream.pix_fmt = decoded.codec_context.pix_fmt
+            for index, frame in enumerate(src.decode(decoded)):
+                if index == count:
+                    break
+                frame.pts, frame.time_base = index, Fraction(1, 25)
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+
+    return write_file(dest, copy)
+
+
 if __name__ == "__main__":
     for target in sys.argv[1:]:
         print(fetch(Path(target)))
