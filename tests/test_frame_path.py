@@ -98,9 +98,14 @@ def test_blend_mixes_planes_of_padded_rows_and_16_bit_formats():
             assert np.abs(got - (0.75 * pa + 0.25 * pb)).max() <= 0.5 + 1e-6
 
 
-def test_a_blend_run_never_imports_torch(short_real, tmp_path):
-    code = ("import sys, slomo; slomo.convert(sys.argv[1], sys.argv[2], factor=2, model='blend'); "
-            "print('torch' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code, str(short_real), str(tmp_path / "out.mp4")],
-                          capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+@pytest.mark.parametrize("through", ["api", "cli"])
+def test_a_blend_run_never_imports_torch(short_real, tmp_path, through):
+    run = {"api": "slomo.convert(sys.argv[1], sys.argv[2], factor=2, model='blend')",
+           "cli": "sys.argv = ['slomo', sys.argv[1], '-o', sys.argv[2], '-m', 'blend', '-q']\n"
+                  "try:\n    slomo.cli.main()\nexcept SystemExit:\n    pass"}[through]
+    code = f"import sys, slomo, slomo.cli\n{run}\nprint('torch' in sys.modules, file=sys.stderr)"
+    out = tmp_path / "out.mp4"
+    done = subprocess.run([sys.executable, "-c", code, str(short_real), str(out)], capture_output=True,
+                          text=True, check=True)
+    assert out.exists()
+    assert done.stderr.strip().splitlines()[-1] == "False"

@@ -40,9 +40,10 @@ def _interrupt_during_torch_import(args: list[str], cwd: Path) -> subprocess.Com
 
 @pytest.mark.parametrize("command", ["eval", "convert"])
 def test_interrupt_during_torch_import_exits_130_with_one_line(tmp_path, command):
-    """Every command that runs models imports torch first, with an interrupt ending it at once."""
+    """Every command that runs networks imports torch first, with an interrupt ending it at once
+    (a convert with blend, flow or ffmpeg-mci never imports torch)."""
     write_clip(tmp_path / "clip.mp4", moving_frames(6), audio=False)
-    args = (["clip.mp4", "-m", "blend", "-o", "out.mp4"] if command == "convert"
+    args = (["clip.mp4", "-m", "rife", "-o", "out.mp4"] if command == "convert"
             else ["eval", "clip.mp4", "-m", "blend"])
     done = _interrupt_during_torch_import(args, tmp_path)
     assert done.returncode == 130, done.stderr

@@ -45,6 +45,18 @@ def _import_torch() -> None:
         signal.signal(sig, handler)
 
 
+def _runs_a_network(model: str | None) -> bool:
+    """Whether the model is a network with weights (torch): blend, flow and ffmpeg-mci runs never
+    import torch, which costs a second of start-up and hundreds of MB.  A name that is not a model
+    counts as one, to be refused where the run starts."""
+    from . import interpolator
+
+    try:
+        return bool(interpolator.get_spec(model or interpolator.DEFAULT_MODEL).checkpoints)
+    except SlomoError:
+        return True
+
+
 class _ConvertByDefault(click.Group):
     """``slomo INPUT ...`` runs convert; ``slomo models`` etc. run the named command."""
 
@@ -147,8 +159,11 @@ def _progress_reporter(quiet: bool, json_out: bool):
 def convert_command(inputs, output, factor, fps, model, deblur, no_audio, no_scene_detect,
                     recursive, quiet, json_out, debug, **settings):
     """Convert videos, folders of videos or image sequences."""
-    _import_torch()
-    from . import api, interpolator
+    from . import interpolator
+
+    if deblur or settings.get("upscale") or _runs_a_network(model):
+        _import_torch()
+    from . import api
 
     logging.basicConfig(format="slomo: warning: %(message)s", level=logging.WARNING)
     if deblur:
