@@ -23,6 +23,10 @@
   reach at most if the machine's cores were all it lacked: cores x the model's wall time a pair
   / the run's CPU time an input frame.
 
+- **threads** (``--only threads``): whole ``flow`` runs on ``bikes.mp4`` (preset medium) with the
+  encoder threads slomo gives x264 beside a CPU model (half the cores) against x264's own count
+  (``--encoder-opts threads=0``), alternating ``--pairs`` times.
+
 - **parts** (``--only parts``): in this process, on the 1080p clip, the CPU seconds of decoding
   plus ``minterpolate`` (FFmpeg's side without its encoder) against slomo's decoding plus
   pipeline (scene detection, blend) with a sink that keeps nothing, and the CPU milliseconds a
@@ -214,6 +218,27 @@ def hiding(model: str, pairs: int, clip_name: str, preset: str) -> None:
           f"({clip.name}, x264 preset {preset})")
 
 
+def encoder_threads(pairs: int) -> None:
+    """Whole flow runs on bikes.mp4 (preset medium) with the encoder threads slomo gives x264 beside
+    a CPU model against x264's own count (``--encoder-opts threads=0``), alternating."""
+    from slomo import samples
+
+    clip = samples.fetch(MEDIA / "bikes.mp4")
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.mp4"
+        for index in range(pairs):
+            rates = []
+            for extra in ((), ("--encoder-opts", "threads=0")):
+                _, _, text, _ = _child(slomo_command(clip, out, "flow", "--json", *extra))
+                run = json.loads(text)["converted"][0]
+                rates.append(run["frames_in"] / run["seconds"])
+            ratios.append(rates[0] / rates[1])
+            print(f"pair {index + 1}: slomo's threads {rates[0]:.2f} input frames/s, x264's own "
+                  f"{rates[1]:.2f}: {ratios[-1]:.2f}x", flush=True)
+    print(f"median: slomo's encoder threads {statistics.median(ratios):.2f}x the speed of x264's own")
+
+
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -251,7 +276,7 @@ def parts() -> None:
     pictures = [p for _, (_, p) in zip(range(10), io.open_input(str(clip)).pictures(), strict=False)]
     rgb = [p.rgb() for p in pictures]  # before timing: each step below is timed alone
     steps = {
-        "scene signature (planes thumbnail)": lambda i: pipeline.SceneDetector.signature(pictures[i]),
+        "scene signature (planes thumbnail)": lambda i: pipeline.SceneDetector.summary(pictures[i]),
         "blend of the planes": lambda i: blend.interpolate_pictures(pictures[i:i + 2], [0.5]),
         "colour.to_rgb (for a model that takes RGB)": lambda i: colour.to_rgb(pictures[i].video, 1, 1),
         "colour.from_rgb (a model's frame, encoded)": lambda i: colour.from_rgb(rgb[i], "yuv420p", 1, 1),
@@ -265,7 +290,7 @@ def parts() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("blend", "hide", "parts"), help="one part only")
+    parser.add_argument("--only", choices=("blend", "hide", "parts", "threads"), help="one part only")
     parser.add_argument("--pairs", type=int, default=3, help="alternating pairs of runs")
     parser.add_argument("--hide", default="flow", help="models whose hiding is measured, comma-separated")
     parser.add_argument("--clip", default="bikes.mp4", help="the sample clip of the hiding runs "
@@ -278,6 +303,8 @@ def main() -> None:
         blend_vs_ffmpeg(args.pairs)
     if args.only == "parts":
         parts()
+    if args.only == "threads":
+        encoder_threads(args.pairs)
     if args.only in (None, "hide"):
         for model in args.hide.split(","):
             hiding(model, args.pairs, args.clip, args.preset)

@@ -4,6 +4,7 @@ The reference is the float RGB path every frame took before: ``colour.to_rgb`` o
 inputs, ``model.interpolate``, ``colour.from_rgb`` in the output format.
 """
 
+import os
 import subprocess
 import sys
 
@@ -109,3 +110,36 @@ def test_a_blend_run_never_imports_torch(short_real, tmp_path, through):
                           text=True, check=True)
     assert out.exists()
     assert done.stderr.strip().splitlines()[-1] == "False"
+
+
+def _x264_threads(path) -> int:
+    """The thread count libx264 wrote into the stream's settings message (its SEI)."""
+    with av.open(str(path)) as container:
+        first = next(container.demux(video=0))
+    settings = bytes(first).split(b" threads=", 1)[1]
+    return int(settings.split(b" ", 1)[0])
+
+
+def _x264_own_threads(path) -> int:
+    """The count libx264 picks for itself when PyAV opens it with no thread option."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 640, 272, "yuv420p"
+        frame = av.VideoFrame(640, 272, "yuv420p")
+        frame.pts = 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return _x264_threads(path)
+
+
+@pytest.mark.parametrize(("model", "options", "threads"), [
+    ("flow", {}, "half"),                          # a CPU model shares the cores with the encoder
+    ("blend", {}, "own"),                          # blend costs less than decoding: x264's own count
+    ("flow", {"encoder_opts": "threads=3"}, 3),    # the user's count wins
+])
+def test_the_encoder_gets_half_the_cores_beside_a_cpu_model(short_real, tmp_path, model, options, threads):
+    expected = {"half": max(1, len(os.sched_getaffinity(0)) // 2),
+                "own": _x264_own_threads(tmp_path / "own.mp4")}.get(threads, threads)
+    result = slomo.convert(short_real, tmp_path / "out.mp4", factor=2, model=model, codec="libx264",
+                           **options)
+    assert _x264_threads(result.output) == expected

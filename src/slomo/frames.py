@@ -16,6 +16,8 @@ import numpy as np
 from . import colour
 
 Frame = np.ndarray
+#: scene detection's summary of a picture (:meth:`slomo.pipeline.SceneDetector.summary`)
+Signature = tuple[np.ndarray, np.ndarray]
 
 
 def to_frame(array: np.ndarray) -> Frame:
@@ -41,9 +43,11 @@ class Picture:
     come in as a :data:`Frame`, converted by the reader.
     """
 
-    __slots__ = ("video", "_rgb", "width", "height")
+    __slots__ = ("video", "_rgb", "width", "height", "signature")
     width: int
     height: int
+    #: what scene detection summarised of it, made once (:meth:`slomo.pipeline.SceneDetector.signature`)
+    signature: Signature | None
 
     def __init__(self, rgb: Frame | None = None, video: av.VideoFrame | None = None):
         if (rgb is None) == (video is None):
@@ -52,6 +56,7 @@ class Picture:
             raise ValueError(f"{video.format.name} is not a planar YUV format")
         self.video = video
         self._rgb = rgb
+        self.signature = None
         if video is not None:
             self.width, self.height = video.width, video.height
         elif rgb is not None:

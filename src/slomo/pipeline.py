@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from .errors import MediaError, UsageError
-from .frames import Picture
+from .frames import Picture, Signature
 from .interpolator import Interpolator, ModelSpec
 
 #: Output slots of one input frame: (t in [0, 1) between this frame and the next, output time).
@@ -87,15 +87,23 @@ class SceneDetector:
     def __init__(self, threshold: float = 0.3):
         self.threshold = threshold
 
+    def signature(self, picture: Picture) -> Signature:
+        """The picture's :meth:`summary`, made once and kept by the picture: :func:`run` has the
+        decoding thread make it, off the model's thread."""
+        if picture.signature is None:
+            picture.signature = self.summary(picture)
+        return picture.signature
+
     @staticmethod
-    def signature(picture: Picture) -> tuple[np.ndarray, np.ndarray]:
+    def summary(picture: Picture) -> Signature:
+        """Colour histograms of a 64x36 thumbnail, and its 32x18 grey image."""
         thumb = picture.thumbnail(64, 36)
         hist = [np.histogram(thumb[..., c], bins=16, range=(0.0, 1.0))[0] for c in range(3)]
         grey = cv2.resize(cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY), (32, 18), interpolation=cv2.INTER_AREA)
         return np.concatenate(hist).astype(np.float32) / (64 * 36), grey
 
     @staticmethod
-    def distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    def distance(a: Signature, b: Signature) -> float:
         """Histogram distance (0 same, 1 disjoint) plus mean grey difference (0..1)."""
         return float(np.abs(a[0] - b[0]).sum() / 6.0 + np.abs(a[1] - b[1]).mean())
 
@@ -358,7 +366,8 @@ def run(
 
     Several stages chain in the model thread, each consuming the previous one's output (BIN
     deblurs and doubles the rate, then RIFE makes the rest).  The decoding thread has the first
-    stage's model prepare each picture (:meth:`~slomo.interpolator.Interpolator.prepare`).  Stats
+    stage's model prepare each picture (:meth:`~slomo.interpolator.Interpolator.prepare`) and
+    makes its scene signature, so the model's thread does nothing but the model.  Stats
     count the first stage's input and the last stage's output.
     """
     stop = threading.Event()
@@ -374,6 +383,8 @@ def run(
                     return
                 if stages:
                     stages[0][0].prepare(item[1])
+                if scenes is not None:
+                    scenes.signature(item[1])
                 decoded.put(item)
         except BaseException as exc:  # handed to the calling thread
             errors.append(exc)

@@ -48,4 +48,5 @@ SPEC = ModelSpec(
     factory=Blend,
     scale_at_4k=1.0,
     memory_per_pixel=(48, 12),
+    light=True,
 )
