@@ -482,14 +482,21 @@ def _device_path_matches_default(pictures, info, device):
     windows, times = [pictures[0:2], pictures[1:3]], [0.5]
     on_device = interpolator.create("rife", ModelOptions(device=device))
     on_device.pictures_on_device = True
-    features = []
+    features, uploaded = [], []
     on_device.net.encode.register_forward_hook(lambda module, args, out: features.append(args[0].shape[0]))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(colour, "to_rgb", None)  # any conversion on the host fails
+        upload = tensors.to_rgb
+
+        def counted(planes, *args, **kwargs):
+            uploaded.append(len(planes))
+            return upload(planes, *args, **kwargs)
+
+        patch.setattr(tensors, "to_rgb", counted)
         for picture in pictures:
             on_device.prepare(picture)
         got = [on_device.interpolate_pictures(window, times) for window in windows]
-    assert sum(features) == 3
+    assert sum(features) == 3 and sum(uploaded) == 3  # the shared frame: one upload, one conversion
     default = interpolator.create("rife", ModelOptions(device=device))
     default.pictures_on_device = False
     want = [default.interpolate_pictures(window, times) for window in windows]

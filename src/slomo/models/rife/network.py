@@ -586,10 +586,11 @@ class _Rife(Interpolator):
 
     def interpolate_pictures(self, window: Sequence[Picture], times: Sequence[float]) -> list[Picture]:
         """With :attr:`pictures_on_device`, decoded pictures of one :func:`~slomo.colour.layout`
-        go through the device: integer planes up, converted there (:func:`slomo.tensors.to_rgb`),
-        :meth:`interpolate_tensors` (a frame shared with the previous window keeps its network
-        input), and back to planes of the same format, matrix and range
-        (:func:`slomo.tensors.from_rgb`) in decoded frames the encoder takes as they are.  Anything
+        go through the device: integer planes up, converted there (:func:`slomo.tensors.to_rgb`)
+        but for a frame shared with the previous window, which keeps its network input and is
+        neither uploaded nor converted again; the computed frames come back as planes of the same
+        format, matrix and range (:func:`slomo.tensors.from_rgb`) in decoded frames the encoder
+        takes as they are, and a time that is an input frame is that picture itself.  Anything
         else takes the base's RGB path.  Run on the CPU device by the tests; never yet on a GPU."""
         videos = [p.video for p in window]
         decoded = [v for v in videos if v is not None]
@@ -598,10 +599,18 @@ class _Rife(Interpolator):
             return super().interpolate_pictures(window, times)
         frames, pairs = _distinct([decoded])
         conversion = (frames[0].format.name, *window[0].colour())  # pix_fmt, colorspace, color_range
-        uploaded = [[colour.plane(f, i) for i in range(3)] for f in frames]
-        images = tensors.to_rgb(uploaded, *conversion, device=self.device)
-        [made] = self.interpolate_tensors(images, pairs, [times], keys=frames)
-        return [Picture(video=_decoded(planes, frames[0])) for planes in tensors.from_rgb(made, *conversion)]
+
+        def upload(picked: list[int]) -> torch.Tensor:
+            planes = [[colour.plane(frames[k], i) for i in range(3)] for k in picked]
+            return tensors.to_rgb(planes, *conversion, device=self.device)
+
+        with torch.inference_mode():
+            [made] = self._made(lambda: self._inputs(frames, [None] * len(frames), upload), pairs, [times],
+                                (frames[0].height, frames[0].width))
+            computed = [m for m in made if isinstance(m, torch.Tensor)]
+            planes = iter(tensors.from_rgb(torch.cat(computed), *conversion) if computed else [])
+        return [window[m] if isinstance(m, int) else Picture(video=_decoded(next(planes), frames[0]))
+                for m in made]
 
     def interpolate_tensors(self, images: torch.Tensor, pairs: Sequence[tuple[int, int]],
                             times: Sequence[Sequence[float]],
