@@ -593,7 +593,7 @@ class EncodeOptions:
     pix_fmt: str | None = None  # None: see choose_pix_fmt
     audio: bool = True
     encoder_opts: dict[str, str] | str | None = None  # encoder options, a dict or "k=v:k=v"
-    #: x264's/x265's threads; None: the encoder's own count (1.5 a core for x264)
+    #: x264's threads, x265's thread pool; None: the encoder's own count
     threads: int | None = None
 
 
@@ -670,8 +670,10 @@ def encoder_options(codec: str, options: EncodeOptions) -> dict[str, str]:
     user = parse_encoder_opts(options.encoder_opts)
     if codec in ("libx264", "libx265"):
         settings = {"crf": str(options.crf), "preset": options.preset}
-        if options.threads:
+        if options.threads and codec == "libx264":
             settings["threads"] = str(options.threads)
+        elif options.threads:  # x265 ignores libavcodec's count: its thread pool's size
+            user = {"pools": str(options.threads), **user}
         if user:
             settings[f"{codec[3:]}-params"] = ":".join(f"{k}={v}" for k, v in user.items())
         return settings
