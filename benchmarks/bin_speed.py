@@ -23,8 +23,9 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _speed import timed_calls
 
 
 def _child(width: int, height: int, calls: int, device: str, threads: int | None) -> dict:
@@ -50,14 +51,8 @@ def _child(width: int, height: int, calls: int, device: str, threads: int | None
     n = calls + 3
     frames = [rng.random((height, width, 3), dtype=np.float32) for _ in range(n)]
     rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times = []
-    for k in range(calls + 1):
-        window = [frames[min(max(i, 0), n - 1)] for i in range(k - 2, k + 4)]
-        t0 = time.perf_counter()
-        model.interpolate(window, [0.0, 0.5])
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+    windows = [[frames[min(max(i, 0), n - 1)] for i in range(k - 2, k + 4)] for k in range(calls + 1)]
+    times = timed_calls([lambda w=w: model.interpolate(w, [0.0, 0.5]) for w in windows], device)
     steady = times[1:]
     return {
         "size": f"{width}x{height}",

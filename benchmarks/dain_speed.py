@@ -19,8 +19,9 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _speed import timed_calls
 
 
 def _child(model_name: str, width: int, height: int, calls: int, n_times: int, device: str,
@@ -51,13 +52,8 @@ def _child(model_name: str, width: int, height: int, calls: int, n_times: int, d
     frames = [rng.random((height, width, 3), dtype=np.float32) for _ in range(calls + 1)]
     times = [j / (n_times + 1) for j in range(1, n_times + 1)]
     rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    seconds = []
-    for k in range(calls):
-        t0 = time.perf_counter()
-        model.interpolate(frames[k:k + 2], times)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - t0)
+    seconds = timed_calls([lambda k=k: model.interpolate(frames[k:k + 2], times) for k in range(calls)],
+                          device)
     return {
         "model": model_name,
         "size": f"{width}x{height}",

@@ -18,7 +18,8 @@ import json
 import resource
 import subprocess
 import sys
-import time
+
+from _speed import timed_calls
 
 
 def run_one(width: int, height: int, factor: int, windows: int, device: str, tile: int | None,
@@ -40,13 +41,8 @@ def run_one(width: int, height: int, factor: int, windows: int, device: str, til
     frames = [rng.random((height, width, 3), dtype=np.float32) for _ in range(windows + 3)]
     times = [j / factor for j in range(1, factor)]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    elapsed = []
-    for i in range(windows):
-        start = time.perf_counter()
-        model.interpolate(frames[i:i + 4], times)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        elapsed.append(time.perf_counter() - start)
+    elapsed = timed_calls([lambda i=i: model.interpolate(frames[i:i + 4], times) for i in range(windows)],
+                          device)
     per_window = sorted(elapsed)[len(elapsed) // 2]
     result = {
         "size": f"{width}x{height}", "factor": factor, "device": device,
