@@ -33,6 +33,7 @@ class _Pair(NamedTuple):
 
     a: Frame
     b: Frame
+    gray_b: np.ndarray  # b as DIS saw it: the next pair's first frame, when it starts at b
     f01: np.ndarray
     f10: np.ndarray
     a4: np.ndarray  # a, with its consistency error as a fourth channel
@@ -47,6 +48,9 @@ class DenseFlow(Interpolator):
         self._pair: _Pair | None = None
 
     def _gray(self, frame: Frame) -> np.ndarray:
+        pair = self._pair
+        if pair is not None and pair.b is frame:
+            return pair.gray_b
         gray = cv2.cvtColor((frame * 255.0).astype(np.uint8), cv2.COLOR_RGB2GRAY)
         if self.scale != 1.0:
             h, w = gray.shape
@@ -63,57 +67,78 @@ class DenseFlow(Interpolator):
         # OpenCV allocates the output for flow=None; its stubs only list array arguments
         return self._dis.calc(a, b, None)[:h, :w]  # type: ignore[call-overload]
 
-    def _flows(self, a: Frame, b: Frame) -> tuple[np.ndarray, np.ndarray]:
-        ga, gb = self._gray(a), self._gray(b)
-        f01 = self._dis_flow(ga, gb)
-        f10 = self._dis_flow(gb, ga)
+    def _flow(self, a: np.ndarray, b: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """The flow from grey ``a`` to ``b`` at the frames' ``size`` (width, height) in their pixels."""
+        flow = self._dis_flow(a, b)
         if self.scale != 1.0:
-            size = (a.shape[1], a.shape[0])
-            f01 = cv2.resize(f01, size, interpolation=cv2.INTER_LINEAR) / self.scale
-            f10 = cv2.resize(f10, size, interpolation=cv2.INTER_LINEAR) / self.scale
-        return f01, f10
+            flow = cv2.resize(flow, size, interpolation=cv2.INTER_LINEAR)
+            np.divide(flow, self.scale, out=flow)
+        return flow
 
     @staticmethod
-    def _warp(image: np.ndarray, flow: np.ndarray, grid: np.ndarray) -> np.ndarray:
-        coords = grid + flow
-        return cv2.remap(image, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
+    def _warp(image: np.ndarray, coords: np.ndarray) -> np.ndarray:
+        """``image`` sampled at ``coords`` (x, y a pixel): one two-channel map, as remap likes it."""
+        return cv2.remap(image, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
     def _grid(self, h: int, w: int) -> np.ndarray:
         if self._cached_grid is None or self._cached_grid.shape[:2] != (h, w):
             xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            self._cached_grid = np.dstack((xs, ys))
+            self._cached_grid = cv2.merge((xs, ys))
         return self._cached_grid
+
+    def _with_error(self, frame: Frame, flow: np.ndarray, back: np.ndarray, grid: np.ndarray) -> np.ndarray:
+        """``frame`` with a fourth channel: how far ``back``, the opposite flow, misses undoing ``flow``
+        (in :data:`OCCLUSION_PIXELS`), small where the pixel is seen in both frames."""
+        miss = self._warp(back, grid + flow)
+        np.add(miss, flow, out=miss)
+        error = cv2.magnitude(*cv2.split(miss))
+        np.divide(error, OCCLUSION_PIXELS, out=error)
+        return cv2.merge((frame, error))
 
     def _pair_of(self, a: Frame, b: Frame) -> _Pair:
         """The flows of ``(a, b)``: those of the last call when it was the same pair."""
         pair = self._pair
         if pair is not None and pair.a is a and pair.b is b:
             return pair
-        f01, f10 = self._flows(a, b)
+        gray_a, gray_b = self._gray(a), self._gray(b)
+        size = (a.shape[1], a.shape[0])
+        f01, f10 = self._flow(gray_a, gray_b, size), self._flow(gray_b, gray_a, size)
         grid = self._grid(*f01.shape[:2])
-        # forward-backward consistency: small where a pixel's flow is undone by the opposite flow
-        err0 = np.linalg.norm(f01 + self._warp(f10, f01, grid), axis=2)
-        err1 = np.linalg.norm(f10 + self._warp(f01, f10, grid), axis=2)
         # each frame travels with its consistency error as a fourth channel: one remap for both
-        self._pair = _Pair(a, b, f01, f10, np.dstack((a, err0 / OCCLUSION_PIXELS)),
-                           np.dstack((b, err1 / OCCLUSION_PIXELS)))
+        self._pair = _Pair(a, b, gray_b, f01, f10, self._with_error(a, f01, f10, grid),
+                           self._with_error(b, f10, f01, grid))
         return self._pair
+
+    @staticmethod
+    def _weight(warped: np.ndarray, closeness: float) -> np.ndarray:
+        """A warped frame's weight: its ``closeness`` in time, less where its flow is inconsistent."""
+        weight = cv2.extractChannel(warped, 3)
+        np.square(weight, out=weight)
+        np.negative(weight, out=weight)
+        cv2.exp(weight, dst=weight)
+        np.multiply(weight, closeness, out=weight)
+        np.add(weight, 1e-6, out=weight)
+        return weight
+
+    def _at(self, pair: _Pair, grid: np.ndarray, t: float) -> Frame:
+        """The frame at ``t``: both frames warped there and blended, ``a``'s channels' weights
+        spread to its four channels (the error channel is dropped at the end)."""
+        to0 = cv2.addWeighted(pair.f01, -(1 - t) * t, pair.f10, t * t, 0.0)  # flow from t to 0
+        to1 = cv2.addWeighted(pair.f01, (1 - t) * (1 - t), pair.f10, -t * (1 - t), 0.0)
+        warped0 = self._warp(pair.a4, np.add(to0, grid, out=to0))
+        warped1 = self._warp(pair.b4, np.add(to1, grid, out=to1))
+        w0 = cv2.merge((self._weight(warped0, 1 - t),) * 4)
+        w1 = cv2.merge((self._weight(warped1, t),) * 4)
+        np.multiply(warped0, w0, out=warped0)
+        np.multiply(warped1, w1, out=warped1)
+        np.add(warped0, warped1, out=warped0)
+        np.divide(warped0, np.add(w0, w1, out=w0), out=warped0)
+        return cv2.cvtColor(warped0, cv2.COLOR_RGBA2RGB)
 
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
         pair = self._pair_of(*window)
-        f01, f10 = pair.f01, pair.f10
-        grid = self._grid(*f01.shape[:2])
-        out = []
-        for t in times:
-            ft0 = -(1 - t) * t * f01 + t * t * f10
-            ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
-            warped0 = self._warp(pair.a4, ft0, grid)
-            warped1 = self._warp(pair.b4, ft1, grid)
-            w0 = (1 - t) * np.exp(-np.square(warped0[..., 3:])) + 1e-6
-            w1 = t * np.exp(-np.square(warped1[..., 3:])) + 1e-6
-            out.append((warped0[..., :3] * w0 + warped1[..., :3] * w1) / (w0 + w1))
-        return out
+        grid = self._grid(*pair.f01.shape[:2])
+        return [self._at(pair, grid, t) for t in times]
 
 
 SPEC = ModelSpec(
