@@ -8,7 +8,12 @@ its flow is with the opposite one, so regions hidden in one frame come from the 
 DIS refuses images smaller than its patches (OpenCV 5 needs a side of 12 pixels), so tiny frames
 (and tiny ``scale``-d ones) are edge-padded to :data:`MIN_FLOW_SIDE` for the flow, which is then
 cropped back: a 1x1 video interpolates like any other.  The pipeline asks for a pair's timesteps
-in batches, so the flows of the last pair are kept for the next batch of the same pair.
+in batches, so the flows of the last pair are kept for the next batch of the same pair, and its
+second frame's grey image for the next pair, which usually starts there.
+
+Most of the time is DIS and ``cv2.remap``; the arithmetic around them is done by OpenCV calls and
+in-place numpy on whole contiguous images (numpy is slow over a short last axis: a norm over a
+flow's two channels, a weight broadcast over three colours), which keeps it to a few passes.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from ..interpolator import Interpolator, ModelOptions, ModelSpec
 OCCLUSION_PIXELS = 1.5
 #: smallest side DIS is given; smaller images are edge-padded to it
 MIN_FLOW_SIDE = 16
+#: what a pixel's two weights are scaled to sum to before ``cv2.blendLinear`` (see ``_at``)
+BLEND_WEIGHT_SUM = 1000.0
 
 
 class _Pair(NamedTuple):
@@ -48,6 +55,7 @@ class DenseFlow(Interpolator):
         self._pair: _Pair | None = None
 
     def _gray(self, frame: Frame) -> np.ndarray:
+        """``frame`` as DIS takes it: 8-bit grey, resized by ``scale``."""
         pair = self._pair
         if pair is not None and pair.b is frame:
             return pair.gray_b
@@ -78,7 +86,9 @@ class DenseFlow(Interpolator):
     @staticmethod
     def _warp(image: np.ndarray, coords: np.ndarray) -> np.ndarray:
         """``image`` sampled at ``coords`` (x, y a pixel): one two-channel map, as remap likes it."""
-        return cv2.remap(image, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # map2=None takes map1 as both coordinates; OpenCV's stubs only list array arguments
+        return cv2.remap(image, coords, None, cv2.INTER_LINEAR,  # type: ignore[call-overload]
+                         borderMode=cv2.BORDER_REPLICATE)
 
     def _grid(self, h: int, w: int) -> np.ndarray:
         if self._cached_grid is None or self._cached_grid.shape[:2] != (h, w):
@@ -121,19 +131,18 @@ class DenseFlow(Interpolator):
         return weight
 
     def _at(self, pair: _Pair, grid: np.ndarray, t: float) -> Frame:
-        """The frame at ``t``: both frames warped there and blended, ``a``'s channels' weights
-        spread to its four channels (the error channel is dropped at the end)."""
+        """The frame at ``t``: both frames warped there, blended by their weights."""
         to0 = cv2.addWeighted(pair.f01, -(1 - t) * t, pair.f10, t * t, 0.0)  # flow from t to 0
         to1 = cv2.addWeighted(pair.f01, (1 - t) * (1 - t), pair.f10, -t * (1 - t), 0.0)
         warped0 = self._warp(pair.a4, np.add(to0, grid, out=to0))
         warped1 = self._warp(pair.b4, np.add(to1, grid, out=to1))
-        w0 = cv2.merge((self._weight(warped0, 1 - t),) * 4)
-        w1 = cv2.merge((self._weight(warped1, t),) * 4)
-        np.multiply(warped0, w0, out=warped0)
-        np.multiply(warped1, w1, out=warped1)
-        np.add(warped0, warped1, out=warped0)
-        np.divide(warped0, np.add(w0, w1, out=w0), out=warped0)
-        return cv2.cvtColor(warped0, cv2.COLOR_RGBA2RGB)
+        w0, w1 = self._weight(warped0, 1 - t), self._weight(warped1, t)
+        # blendLinear gives (x0 w0 + x1 w1) / (w0 + w1 + 1e-5) in one pass: weights that sum to
+        # BLEND_WEIGHT_SUM make its 1e-5 a change below float32's rounding
+        scale = np.divide(BLEND_WEIGHT_SUM, np.add(w0, w1), dtype=np.float32)
+        blended = cv2.blendLinear(warped0, warped1, np.multiply(w0, scale, out=w0),
+                                  np.multiply(w1, scale, out=w1))
+        return cv2.cvtColor(blended, cv2.COLOR_RGBA2RGB)  # the error channel dropped
 
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
         pair = self._pair_of(*window)
