@@ -156,5 +156,5 @@ SPEC = ModelSpec(
     factory=DenseFlow,
     scales=None,
     scale_at_4k=1.0,
-    memory_per_pixel=(182, 15),
+    memory_per_pixel=(186, 12),
 )
