@@ -36,8 +36,9 @@ A spec's ``memory_per_pixel`` is (one timestep, each further one): blend (48, 12
 rife (408, 246); the other models are not measured and count for their frames only.
 The flow run, whose frames are all float RGB, less flow's figure for the 2 timesteps a factor-2
 run may ask (197, by its spec of then, (182, 15)) and the 21 RGB frames the pipeline holds at
-most (252), gives ``pipeline.CODEC_BYTES_PER_PIXEL`` (184).  blend mixes the decoded planes (1.5 bytes a pixel at
-8-bit 4:2:0, not 12), so its run needs less than ``pipeline.memory_needed`` says (204 against 496).
+most (252), gives ``pipeline.CODEC_BYTES_PER_PIXEL`` (184).  blend mixes the decoded planes (1.5
+bytes a pixel at 8-bit 4:2:0, not 12), so its run needs less than ``pipeline.memory_needed`` says
+(204 against 496).
 """
 
 from __future__ import annotations
