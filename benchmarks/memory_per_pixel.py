@@ -26,13 +26,14 @@ Run again 2026-11-22 18:15 (``--modes run``) once frames crossed the pipeline as
     run, factor 2        blend 204 B/px (171 / 305 MiB)   flow 633 B/px (247 / 664 MiB)
     (the code before it, the same hour: blend 565 B/px (212 / 585 MiB), flow 631 B/px (245 / 661 MiB))
 
-Run again 2026-11-22 21:00 (``--modes model``, timesteps 1 and 8) once flow's arithmetic moved to
-OpenCV calls, side by side with the code before it:
+Run again 2026-11-22 20:48 once flow's arithmetic moved to OpenCV calls (fewer temporaries, the
+last pair's arrays freed before the next pair's), side by side with the code before it:
 
-    model, 1 / 8 timesteps   flow 186 / 271 B/px (121 / 244, 140 / 318 MiB)
-    (the code before it: 182 / 290 B/px (120 / 240, 144 / 335 MiB))
+    model, 1 / 8 timesteps   flow 166 / 238 B/px (117 / 227, 133 / 290 MiB)
+    run, factor 2            flow 592 B/px (241 / 631 MiB)
+    (the code before it: 183 / 290 B/px (120 / 240, 144 / 335 MiB); run 646 B/px (243 / 668 MiB))
 
-A spec's ``memory_per_pixel`` is (one timestep, each further one): blend (48, 12), flow (186, 12),
+A spec's ``memory_per_pixel`` is (one timestep, each further one): blend (48, 12), flow (167, 10),
 rife (408, 246); the other models are not measured and count for their frames only.
 The flow run, whose frames are all float RGB, less flow's figure for the 2 timesteps a factor-2
 run may ask (197, by its spec of then, (182, 15)) and the 21 RGB frames the pipeline holds at

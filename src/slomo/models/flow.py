@@ -56,9 +56,6 @@ class DenseFlow(Interpolator):
 
     def _gray(self, frame: Frame) -> np.ndarray:
         """``frame`` as DIS takes it: 8-bit grey, resized by ``scale``."""
-        pair = self._pair
-        if pair is not None and pair.b is frame:
-            return pair.gray_b
         gray = cv2.cvtColor((frame * 255.0).astype(np.uint8), cv2.COLOR_RGB2GRAY)
         if self.scale != 1.0:
             h, w = gray.shape
@@ -110,7 +107,9 @@ class DenseFlow(Interpolator):
         pair = self._pair
         if pair is not None and pair.a is a and pair.b is b:
             return pair
-        gray_a, gray_b = self._gray(a), self._gray(b)
+        gray_a = pair.gray_b if pair is not None and pair.b is a else self._gray(a)
+        self._pair = pair = None  # its arrays go before the new ones come
+        gray_b = self._gray(b)
         size = (a.shape[1], a.shape[0])
         f01, f10 = self._flow(gray_a, gray_b, size), self._flow(gray_b, gray_a, size)
         grid = self._grid(*f01.shape[:2])
@@ -118,6 +117,12 @@ class DenseFlow(Interpolator):
         self._pair = _Pair(a, b, gray_b, f01, f10, self._with_error(a, f01, f10, grid),
                            self._with_error(b, f10, f01, grid))
         return self._pair
+
+    @staticmethod
+    def _moved(grid: np.ndarray, pair: _Pair, w01: float, w10: float) -> np.ndarray:
+        """``grid`` moved by the flow ``w01 f01 + w10 f10``: where each pixel at t comes from."""
+        coords = cv2.addWeighted(pair.f01, w01, pair.f10, w10, 0.0)
+        return np.add(coords, grid, out=coords)
 
     @staticmethod
     def _weight(warped: np.ndarray, closeness: float) -> np.ndarray:
@@ -130,25 +135,24 @@ class DenseFlow(Interpolator):
         np.add(weight, 1e-6, out=weight)
         return weight
 
-    def _at(self, pair: _Pair, grid: np.ndarray, t: float) -> Frame:
-        """The frame at ``t``: both frames warped there, blended by their weights."""
-        to0 = cv2.addWeighted(pair.f01, -(1 - t) * t, pair.f10, t * t, 0.0)  # flow from t to 0
-        to1 = cv2.addWeighted(pair.f01, (1 - t) * (1 - t), pair.f10, -t * (1 - t), 0.0)
-        warped0 = self._warp(pair.a4, np.add(to0, grid, out=to0))
-        warped1 = self._warp(pair.b4, np.add(to1, grid, out=to1))
+    def _blended(self, pair: _Pair, grid: np.ndarray, t: float) -> np.ndarray:
+        """Both frames warped to ``t`` and blended by their weights, still with a fourth channel."""
+        # the flows from t back to 0 and to 1, approximated from the pair's (as in Super SloMo)
+        warped0 = self._warp(pair.a4, self._moved(grid, pair, -(1 - t) * t, t * t))
+        warped1 = self._warp(pair.b4, self._moved(grid, pair, (1 - t) * (1 - t), -t * (1 - t)))
         w0, w1 = self._weight(warped0, 1 - t), self._weight(warped1, t)
         # blendLinear gives (x0 w0 + x1 w1) / (w0 + w1 + 1e-5) in one pass: weights that sum to
         # BLEND_WEIGHT_SUM make its 1e-5 a change below float32's rounding
-        scale = np.divide(BLEND_WEIGHT_SUM, np.add(w0, w1), dtype=np.float32)
-        blended = cv2.blendLinear(warped0, warped1, np.multiply(w0, scale, out=w0),
-                                  np.multiply(w1, scale, out=w1))
-        return cv2.cvtColor(blended, cv2.COLOR_RGBA2RGB)  # the error channel dropped
+        scale = np.add(w0, w1)
+        np.divide(BLEND_WEIGHT_SUM, scale, out=scale)
+        return cv2.blendLinear(warped0, warped1, np.multiply(w0, scale, out=w0),
+                               np.multiply(w1, scale, out=w1))
 
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
         pair = self._pair_of(*window)
         grid = self._grid(*pair.f01.shape[:2])
-        return [self._at(pair, grid, t) for t in times]
-
+        # the fourth channel dropped once the warped frames and weights are gone
+        return [cv2.cvtColor(self._blended(pair, grid, t), cv2.COLOR_RGBA2RGB) for t in times]
 
 SPEC = ModelSpec(
     name="flow",
@@ -156,5 +160,5 @@ SPEC = ModelSpec(
     factory=DenseFlow,
     scales=None,
     scale_at_4k=1.0,
-    memory_per_pixel=(186, 12),
+    memory_per_pixel=(167, 10),
 )
