@@ -126,7 +126,8 @@ class DenseFlow(Interpolator):
 
     @staticmethod
     def _weight(warped: np.ndarray, closeness: float) -> np.ndarray:
-        """A warped frame's weight: its ``closeness`` in time, less where its flow is inconsistent."""
+        """A warped frame's weight: ``closeness * exp(-e^2) + 1e-6``, its closeness in time less where
+        its flow is inconsistent; ``e`` is its error channel, interpolated by the warp, then squared."""
         weight = cv2.extractChannel(warped, 3)
         np.square(weight, out=weight)
         np.negative(weight, out=weight)
