@@ -26,12 +26,20 @@ Run again 2026-11-22 18:15 (``--modes run``) once frames crossed the pipeline as
     run, factor 2        blend 204 B/px (171 / 305 MiB)   flow 633 B/px (247 / 664 MiB)
     (the code before it, the same hour: blend 565 B/px (212 / 585 MiB), flow 631 B/px (245 / 661 MiB))
 
-A spec's ``memory_per_pixel`` is (one timestep, each further one): blend (48, 12), flow (182, 15),
+Run again 2026-11-22 20:48 once flow's arithmetic moved to OpenCV calls (fewer temporaries, the
+last pair's arrays freed before the next pair's), side by side with the code before it:
+
+    model, 1 / 8 timesteps   flow 166 / 238 B/px (117 / 227, 133 / 290 MiB)
+    run, factor 2            flow 592 B/px (241 / 631 MiB)
+    (the code before it: 183 / 290 B/px (120 / 240, 144 / 335 MiB); run 646 B/px (243 / 668 MiB))
+
+A spec's ``memory_per_pixel`` is (one timestep, each further one): blend (48, 12), flow (167, 10),
 rife (408, 246); the other models are not measured and count for their frames only.
 The flow run, whose frames are all float RGB, less flow's figure for the 2 timesteps a factor-2
-run may ask (197) and the 21 RGB frames the pipeline holds at most (252), gives
-``pipeline.CODEC_BYTES_PER_PIXEL`` (184).  blend mixes the decoded planes (1.5 bytes a pixel at
-8-bit 4:2:0, not 12), so its run needs less than ``pipeline.memory_needed`` says (204 against 496).
+run may ask (197, by its spec of then, (182, 15)) and the 21 RGB frames the pipeline holds at
+most (252), gives ``pipeline.CODEC_BYTES_PER_PIXEL`` (184).  blend mixes the decoded planes (1.5
+bytes a pixel at 8-bit 4:2:0, not 12), so its run needs less than ``pipeline.memory_needed`` says
+(204 against 496).
 """
 
 from __future__ import annotations
@@ -58,11 +66,11 @@ def _case(model: str, mode: str, width: int, height: int, count: int) -> int:
     import numpy as np
 
     import slomo
-    from slomo import api, interpolator
+    from slomo import interpolator
 
     spec = interpolator.get_spec(model)
     if mode == "model":
-        net = interpolator.create(spec.name, api.model_options(spec, "cpu"))
+        net = interpolator.create(spec.name, interpolator.ModelOptions(device="cpu"))
         rng = np.random.default_rng(0)
         window = [rng.random((height, width, 3), dtype=np.float32) for _ in range(spec.window)]
         times = [(j + 1) / (count + 1) for j in range(count)]
