@@ -171,8 +171,10 @@ QUEUE_SIZE = 8
 FRAME_BYTES_PER_PIXEL = 12
 #: the decoder's and encoder's own buffers (libx264's lookahead, format conversions), in bytes per
 #: pixel: a whole factor-2 flow run's measured slope (``benchmarks/memory_per_pixel.py flow``: 633),
-#: whose frames are all RGB, less flow's figure for 2 timesteps (182 + 15) and the 21 frames of
+#: whose frames are all RGB, less flow's figure for 2 timesteps (then 182 + 15) and the 21 frames of
 #: :func:`memory_needed` (252).  A blend run on decoded planes needs less than the estimate (204).
+#: Kept after flow's speed-up, which measured 592 - (167 + 10) - 252 = 163 (2026-11-22): the
+#: estimate errs on the safe side.
 CODEC_BYTES_PER_PIXEL = 184
 
 

@@ -155,6 +155,7 @@ class DenseFlow(Interpolator):
         # the fourth channel dropped once the warped frames and weights are gone
         return [cv2.cvtColor(self._blended(pair, grid, t), cv2.COLOR_RGBA2RGB) for t in times]
 
+
 SPEC = ModelSpec(
     name="flow",
     summary="OpenCV DIS optical flow, both directions, occlusion-aware warping (no weights)",
