@@ -4,7 +4,6 @@ The reference is the float RGB path every frame took before: ``colour.to_rgb`` o
 inputs, ``model.interpolate``, ``colour.from_rgb`` in the output format.
 """
 
-import os
 import subprocess
 import sys
 
@@ -111,38 +110,3 @@ def test_a_blend_run_never_imports_torch(short_real, tmp_path, through):
     assert out.exists()
     assert done.stderr.strip().splitlines()[-1] == "False"
 
-
-def _encoder_setting(path, name: str) -> int | None:
-    """A number x264 or x265 wrote into the stream's own settings message, None if not there."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        written = bytes(stream.codec_context.extradata or b"") + bytes(next(container.demux(stream)))
-    _, found, rest = written.partition(f" {name}=".encode())
-    return int(rest.split(b" ", 1)[0]) if found else None
-
-
-def _x264_own_threads(path) -> int | None:
-    """The count libx264 picks for itself when PyAV opens it with no thread option."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 640, 272, "yuv420p"
-        frame = av.VideoFrame(640, 272, "yuv420p")
-        frame.pts = 0
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
-    return _encoder_setting(path, "threads")
-
-
-@pytest.mark.parametrize(("model", "codec", "options", "threads"), [
-    ("flow", "libx264", {}, "half"),                          # a CPU model shares the cores
-    ("blend", "libx264", {}, "own"),                          # blend costs less than decoding
-    ("flow", "libx264", {"encoder_opts": "threads=3"}, 3),    # the user's count wins
-    ("flow", "libx265", {}, "half"),                          # x265: the size of its thread pool
-    ("blend", "libx265", {}, None),                           # x265 says nothing of its own choice
-])
-def test_the_encoder_gets_half_the_cores_beside_a_cpu_model(short_real, tmp_path, model, codec, options,
-                                                             threads):
-    expected = {"half": max(1, len(os.sched_getaffinity(0)) // 2),
-                "own": _x264_own_threads(tmp_path / "own.mp4")}.get(threads, threads)
-    result = slomo.convert(short_real, tmp_path / "out.mp4", factor=2, model=model, codec=codec, **options)
-    assert _encoder_setting(result.output, "threads" if codec == "libx264" else "numa-pools") == expected

@@ -247,8 +247,7 @@ def convert(
                      if asked.upscaler is not None and asked.upscale_options is not None else None)
         plans = stages.chain(stages.interpolation(asked.spec, options, timing[0]), upscaling)
         scenes = pipeline.SceneDetector(scene_threshold) if scene_detect else None
-        encode = io.EncodeOptions(codec, crf, preset, pix_fmt, audio, encoder_opts,
-                                  io.encoder_threads(stages.shares_cpu(plans)))
+        encode = io.EncodeOptions(codec, crf, preset, pix_fmt, audio, encoder_opts)
         if piece is not None:
             return chunks.run_piece(reader, stages.build(plans), timing, scenes, encode, target.path, piece)
         return _run(reader, stages.build(plans), target, timing, scenes, dedup, deinterlace, encode,

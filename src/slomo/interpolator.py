@@ -130,9 +130,6 @@ class ModelSpec:
     #: the scale it is benchmarked at on 4K frames; None: not benchmarked at 4K
     scale_at_4k: float | None = None
     aliases: tuple[str, ...] = field(default=())
-    #: True when a call costs less CPU than decoding the frame (``blend``): a run on the CPU then
-    #: leaves every core to the encoder, which is the run's whole cost (:func:`slomo.stages.shares_cpu`)
-    light: bool = False
     #: peak memory of a call, bytes per frame pixel: for one timestep, and for each further one
     #: (measured by benchmarks/memory_per_pixel.py)
     memory_per_pixel: tuple[int, int] = (0, 0)

@@ -593,23 +593,6 @@ class EncodeOptions:
     pix_fmt: str | None = None  # None: see choose_pix_fmt
     audio: bool = True
     encoder_opts: dict[str, str] | str | None = None  # encoder options, a dict or "k=v:k=v"
-    #: x264's threads, x265's thread pool; None: the encoder's own count
-    threads: int | None = None
-
-
-def encoder_threads(model_shares_cpu: bool) -> int | None:
-    """The threads a software encoder gets: half the cores this process may use when a model
-    computes on the CPU beside it, else the encoder's own choice (every core).
-
-    x264's own count oversubscribes the cores a CPU model keeps busy, and its threads then stretch
-    the model's parallel sections; a single x264 thread encodes 640x272 at preset medium in 9.4 ms
-    a frame, well within flow's 25 ms a pair.  ``flow`` on ``bikes.mp4``, 2 cores, preset medium:
-    whole runs 1.08x as fast with 1 thread as with x264's own 2 (median of 4 alternating pairs,
-    ``benchmarks/frame_path.py --only threads``, 2026-11-22)."""
-    if not model_shares_cpu:
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
-    return max(1, cores // 2)
 
 
 #: The encoder that makes the source's own format: its output plays where the source played.
@@ -670,10 +653,6 @@ def encoder_options(codec: str, options: EncodeOptions) -> dict[str, str]:
     user = parse_encoder_opts(options.encoder_opts)
     if codec in ("libx264", "libx265"):
         settings = {"crf": str(options.crf), "preset": options.preset}
-        if options.threads and codec == "libx264":
-            settings["threads"] = str(options.threads)
-        elif options.threads:  # x265 ignores libavcodec's count: its thread pool's size
-            user = {"pools": str(options.threads), **user}
         if user:
             settings[f"{codec[3:]}-params"] = ":".join(f"{k}={v}" for k, v in user.items())
         return settings

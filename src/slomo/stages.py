@@ -81,13 +81,6 @@ def upscaler_for(factor: int, name: str | None = None) -> ModelSpec:
     raise interpolator.UsageError(f"no upscaling model for {factor}x is installed")
 
 
-def shares_cpu(plans: list[StagePlan]) -> bool:
-    """Whether a model of the run computes on the CPU (any but a :attr:`~ModelSpec.light` one), where
-    the encoder's threads compete with its own (:func:`slomo.io.encoder_threads`)."""
-    return any(not p.spec.light and interpolator.resolve_device(p.options.device, p.spec.devices) == "cpu"
-               for p in plans)
-
-
 def build(plans: list[StagePlan]) -> list[pipeline.Stage]:
     """Create each stage's model (device, dtype and checkpoint resolved by its spec)."""
     return [(interpolator.create(p.spec, p.options), p.timeline) for p in plans]

@@ -48,5 +48,4 @@ SPEC = ModelSpec(
     factory=Blend,
     scale_at_4k=1.0,
     memory_per_pixel=(48, 12),
-    light=True,
 )
