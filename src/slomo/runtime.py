@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 #: glibc's ``mallopt`` parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -42,7 +41,10 @@ def keep_freed_frames() -> None:
     ``colour.to_rgb``'s 4.9 (``benchmarks/malloc_reuse.py``).  Raising both thresholds keeps the
     pages in the process, where the next frame of the same size reuses them.  Only on glibc (musl
     and others manage memory differently), and not when the user tuned malloc."""
-    if platform.libc_ver()[0] != "glibc":
+    try:
+        if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
+            return
+    except (AttributeError, ValueError, OSError):  # no confstr, or no such name: not glibc
         return
     if any(name in os.environ for name in MALLOC_VARIABLES[:2]) \
             or "malloc." in os.environ.get(MALLOC_VARIABLES[2], ""):
