@@ -37,8 +37,9 @@ def keep_freed_frames() -> None:
 
     A frame's arrays are megabytes; glibc maps blocks that large afresh on each allocation, or
     gives the top of its heap back once 2x its (adaptive) threshold is free, so every new frame,
-    and every numpy temporary of a model, faults its pages in again: at 640x272, 4.1 ms of
-    ``colour.to_rgb``'s 4.9 (``benchmarks/malloc_reuse.py``).  Raising both thresholds keeps the
+    and every numpy temporary of a model, faults its pages in again: at 640x272 ``colour.to_rgb``
+    took 3.9 ms with 1499 page faults, 0.8 ms with 11 once they are kept; flow 1.2x and RIFE
+    1.1-1.2x faster (``benchmarks/malloc_reuse.py``, docs/benchmarks.md).  Raising both thresholds keeps the
     pages in the process, where the next frame of the same size reuses them.  Only on glibc (musl
     and others manage memory differently), and not when the user tuned malloc."""
     try:
