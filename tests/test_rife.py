@@ -582,6 +582,16 @@ def test_pipeline_batches_of_pairs_match_one_pair_at_a_time():
     _pipeline_batches_match_one_pair_at_a_time("cpu", 3)
 
 
+def test_pairs_a_call_fill_one_forward_on_cuda_only():
+    """One pair a call on the CPU; on CUDA as many as make MAX_BATCH frames (the README's figures)."""
+    model = interpolator.create("rife")
+    assert model.pairs_per_call == 1
+    model.device = torch.device("cuda")  # only read by the rule, nothing runs there
+    per_factor = {f: model._pairs_per_call(ModelOptions(factor=f)) for f in (2, 3, 4, 5, 6, 9)}
+    assert per_factor == {2: 8, 3: 4, 4: 2, 5: 2, 6: 1, 9: 1}
+    assert model._pairs_per_call(ModelOptions(ratio=Fraction(60, 25))) == 4  # 2.4x: 2 frames a pair
+
+
 # ---------------------------------------------------------------------------------- CUDA
 
 

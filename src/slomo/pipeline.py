@@ -243,8 +243,9 @@ def schedule(
     Slots of the pair across a cut, all earlier than the cut, repeat the old shot's last frame: the
     output changes shot at the time of the new shot's first frame.  Slots of the last frame repeat
     it, so the output lasts as long as the input.  ``last_duration(time)`` gives how long the last
-    frame is shown.  A model that takes several windows a call (:func:`_batches`) is handed that
-    many of those requests at once, and the same frames come out in the same order.
+    frame is shown.  A model that takes several windows a call (:func:`_batches`) is handed up to
+    that many of those requests (a window, at most :data:`TIMESTEP_BATCH` timesteps) at once, and
+    the same frames come out in the same order, each call's once it is made.
     """
     pairs = _pairs(frames, model, timeline, last_duration, scenes, stats or Stats())
     if _batches(model):

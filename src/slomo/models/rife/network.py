@@ -567,8 +567,9 @@ class _Rife(Interpolator):
     def _pairs_per_call(self, options: ModelOptions) -> int:
         """On CUDA, as many pairs as fill one forward of :data:`MAX_BATCH` frames: at 2x one pair
         is a single frame, far too little for a GPU at 1080p, and 8 pairs are one full forward;
-        at higher factors a pair fills more of a forward by itself, and capping a call at about
-        :data:`MAX_BATCH` made frames keeps what it holds on the device to one forward's output.
+        at higher factors a pair fills more of a forward by itself, and capping a call at
+        :data:`MAX_BATCH` made frames keeps what it holds on the device to one forward's output
+        (and no more than the pipeline's memory estimate allows a call: ``TIMESTEP_BATCH``).
         One on the CPU, where batching gains nothing: four pairs of real 640x272 frames
         (``bikes.mp4``) took 0.86 s in one call against 0.67 s in four (v4.25 fp32, 2 threads,
         measured side by side 2026-11-22), as torch already spreads one pair over the cores."""
