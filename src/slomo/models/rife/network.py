@@ -570,9 +570,9 @@ class _Rife(Interpolator):
         at higher factors a pair fills more of a forward by itself, and capping a call at
         :data:`MAX_BATCH` made frames keeps what it holds on the device to one forward's output
         (and no more than the pipeline's memory estimate allows a call: ``TIMESTEP_BATCH``).
-        One on the CPU, where batching gains nothing: four pairs of real 640x272 frames
-        (``bikes.mp4``) took 0.86 s in one call against 0.67 s in four (v4.25 fp32, 2 threads,
-        measured side by side 2026-11-22), as torch already spreads one pair over the cores."""
+        One on the CPU, where batching measured slower: four pairs of real 640x272 frames
+        (``bikes.mp4``, v4.25 fp32, 2 threads) took 1.08x the time of four calls at 2x and 1.25x
+        at 4x (``benchmarks/rife_pairs_per_call.py``, 2026-11-22)."""
         if self.device.type != "cuda":
             return 1
         frames_per_pair = options.factor if options.ratio is None else math.ceil(options.ratio)
