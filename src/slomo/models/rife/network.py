@@ -616,13 +616,13 @@ class _Rife(Interpolator):
         encoder takes as they are, and a time that is an input frame is that picture itself.
         Anything else takes the RGB path (:meth:`interpolate_batch`).  Run on the CPU device by the
         tests; never yet on a GPU."""
-        videos = [[p.video for p in window] for window in windows]
-        decoded = [v for row in videos for v in row if v is not None]
-        one_layout = len({colour.layout(v) for v in decoded}) == 1
-        if not (self.pictures_on_device and len(decoded) == sum(map(len, videos)) and one_layout):
-            made = self.interpolate_batch([[p.rgb() for p in window] for window in windows], times)
-            return [[Picture(rgb=frame) for frame in row] for row in made]
-        frames, pairs = _distinct(videos)
+        decoded = [[p.video for p in window if p.video is not None] for window in windows]
+        every_decoded = all(len(row) == len(window) for row, window in zip(decoded, windows, strict=True))
+        one_layout = len({colour.layout(v) for row in decoded for v in row}) == 1
+        if not (self.pictures_on_device and every_decoded and one_layout):
+            rgb = self.interpolate_batch([[p.rgb() for p in window] for window in windows], times)
+            return [[Picture(rgb=frame) for frame in row] for row in rgb]
+        frames, pairs = _distinct(decoded)
         conversion = (frames[0].format.name, *windows[0][0].colour())  # pix_fmt, colorspace, color_range
 
         def upload(picked: list[int]) -> torch.Tensor:
