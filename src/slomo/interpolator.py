@@ -263,8 +263,9 @@ class Interpolator(ABC):
 
     def interpolate_pictures_batch(self, windows: Sequence[Sequence[Picture]],
                                    times: Sequence[Sequence[float]]) -> list[list[Picture]]:
-        """:meth:`interpolate_pictures` for consecutive windows (at most :attr:`pairs_per_call`, as
-        :meth:`interpolate_batch` is for frames); a model that runs several together overrides it."""
+        """:meth:`interpolate_pictures` for consecutive windows (at most :attr:`pairs_per_call`; the
+        same window again when a pair's timesteps take several requests), as :meth:`interpolate_batch`
+        is for frames; a model that runs several together overrides it."""
         return [self.interpolate_pictures(window, ts) for window, ts in zip(windows, times, strict=True)]
 
     def reset(self) -> None:  # noqa: B027 - a no-op for the many stateless models, not abstract
