@@ -12,6 +12,7 @@ import importlib.util
 import itertools
 import sys
 import types
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from conftest import ROOT, wheel_dir, yuv_planes
 
-from slomo import colour, interpolator, io, samples, tensors, weights
+from slomo import colour, interpolator, io, pipeline, samples, tensors, weights
 from slomo.frames import Picture
 from slomo.interpolator import ModelOptions, bisect_times
 from slomo.weights import WeightsError
@@ -462,15 +463,21 @@ def test_integer_planes_path_gives_today_s_frames_within_one_level():
         assert np.abs(plane.astype(int) - expected.astype(int)).max() <= 1
 
 
-@pytest.fixture
-def bikes_start():
-    """The first three frames of the real 640x272 sample as the pipeline's reader decodes them
-    (yuv420p pictures, matrix and range unspecified), and the reader's stream info."""
+def _bikes(count: int):
+    """The first ``count`` (time, picture) of the real 640x272 sample as the pipeline's reader
+    decodes them (yuv420p pictures, matrix and range unspecified), and the reader's stream info."""
     reader = io.VideoReader(samples.fetch(ROOT / ".cache" / "media" / "bikes.mp4"))
     try:
-        return [picture for _, picture in itertools.islice(reader.pictures(), 3)], reader.info
+        return list(itertools.islice(reader.pictures(), count)), reader.info
     finally:
         reader.close()
+
+
+@pytest.fixture
+def bikes_start():
+    """The first three pictures of the real 640x272 sample, and the reader's stream info."""
+    items, info = _bikes(3)
+    return [picture for _, picture in items], info
 
 
 def _device_path_matches_default(pictures, info, device):
@@ -526,6 +533,65 @@ def test_device_path_falls_back_for_rgb_pictures(bunny_run):
     assert np.array_equal(made.rgb(), model.interpolate(frames, [0.5])[0])
 
 
+def _pipeline_batches_match_one_pair_at_a_time(device: str, pairs_per_call: int | None) -> None:
+    """RIFE on the device path through ``pipeline.schedule`` at 3x over the first five frames of the
+    real sample, several pairs a call (``pairs_per_call``, or the model's own): the outputs of one
+    pair a call (times, planes within one level, input frames passed on as they are), each
+    distinct frame uploaded and prepared once, in fewer forwards than pairs."""
+    items, _ = _bikes(5)
+    inputs = [picture for _, picture in items]
+
+    def run(batched: bool):
+        model = interpolator.create("rife", ModelOptions(device=device, factor=3))
+        model.pictures_on_device = True
+        if not batched:
+            model.pairs_per_call = 1
+        elif pairs_per_call is not None:
+            model.pairs_per_call = pairs_per_call
+        forwards, features, uploaded = [], [], []
+        model.net.register_forward_hook(lambda module, args, out: forwards.append(out.shape[0]))
+        model.net.encode.register_forward_hook(lambda module, args, out: features.append(args[0].shape[0]))
+        upload = tensors.to_rgb
+
+        def counted(planes, *args, **kwargs):
+            uploaded.append(len(planes))
+            return upload(planes, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(tensors, "to_rgb", counted)
+            out = list(pipeline.schedule(items, model, pipeline.FactorTimeline(3), lambda t: Fraction(1, 25),
+                                         pipeline.SceneDetector()))
+        return model, out, forwards, sum(features), sum(uploaded)
+
+    model, got, forwards, features, uploaded = run(batched=True)
+    _, want, single_forwards, _, _ = run(batched=False)
+    assert model.pairs_per_call > 1 and len(single_forwards) == 4  # four pairs, the last frame alone
+    assert features == uploaded == 5 and len(forwards) < 4 and sum(forwards) == 8
+    assert [time for time, _ in got] == [time for time, _ in want] and len(got) == 15
+    for (_, picture), (_, expected) in zip(got, want, strict=True):
+        assert (picture in inputs) == (expected in inputs)
+        if expected in inputs:
+            assert picture is expected
+            continue
+        for plane, reference in zip(yuv_planes(picture.video), yuv_planes(expected.video), strict=True):
+            # measured on the CPU (2026-11-22): identical planes
+            assert np.abs(plane.astype(int) - reference.astype(int)).max() <= 1
+
+
+def test_pipeline_batches_of_pairs_match_one_pair_at_a_time():
+    _pipeline_batches_match_one_pair_at_a_time("cpu", 3)
+
+
+def test_pairs_a_call_fill_one_forward_on_cuda_only():
+    """One pair a call on the CPU; on CUDA as many as make MAX_BATCH frames (the README's figures)."""
+    model = interpolator.create("rife")
+    assert model.pairs_per_call == 1
+    model.device = torch.device("cuda")  # only read by the rule, nothing runs there
+    per_factor = {f: model._pairs_per_call(ModelOptions(factor=f)) for f in (2, 3, 4, 5, 6, 9)}
+    assert per_factor == {2: 8, 3: 4, 4: 2, 5: 2, 6: 1, 9: 1}
+    assert model._pairs_per_call(ModelOptions(ratio=Fraction(60, 25))) == 4  # 2.4x: 2 frames a pair
+
+
 # ---------------------------------------------------------------------------------- CUDA
 
 
@@ -549,6 +615,11 @@ def test_cuda_fp16_within_a_tenth_of_a_db_of_fp32(bunny_run):
         model = interpolator.create("rife", ModelOptions(device="cuda", precision=precision))
         scores[precision] = _psnr(model.interpolate([a, b], [0.5])[0], truth)
     assert abs(scores["fp16"] - scores["fp32"]) < 0.1, scores
+
+
+@pytest.mark.cuda
+def test_cuda_pipeline_batches_of_pairs_match_one_pair_at_a_time():
+    _pipeline_batches_match_one_pair_at_a_time("cuda", None)
 
 
 @pytest.mark.cuda

@@ -1,5 +1,6 @@
 """The timing rules: which output frames exist, at which times, for factor, --fps and slow motion."""
 
+from dataclasses import replace
 from fractions import Fraction as F
 
 import numpy as np
@@ -120,6 +121,66 @@ def test_a_pair_is_made_in_bounded_batches_and_streamed():
     assert len(out) == 600 and [t for t, _ in out] == [F(i, 2000) for i in range(600)]
     assert max(len(times) for _, times in model.calls) <= pipeline.TIMESTEP_BATCH
     assert sum(len(times) for _, times in model.calls) == 2 * 199  # each in-between made once
+
+
+class _Batching(_Position):
+    """:class:`_Position` taking up to ``pairs_per_call`` windows a call, recording how many each
+    call carried (the base's batch loops over single windows, so ``calls`` lists every request)."""
+
+    def __init__(self, pairs_per_call, **spec):
+        super().__init__()
+        self.spec = replace(self.spec, **spec)
+        self.pairs_per_call = pairs_per_call
+        self.batches = []
+
+    def interpolate_pictures_batch(self, windows, times):
+        self.batches.append(len(windows))
+        return super().interpolate_pictures_batch(windows, times)
+
+
+def _outputs(model, frames, timeline):
+    """(time, value, whether it is an input picture) of every output of a run with cuts before 3 and 7."""
+    inputs = [picture for _, picture in frames]
+    out = pipeline.schedule(frames, model, timeline, lambda t: F(1, 10), _CutAfter({3.0, 7.0}))
+    return [(time, float(p.rgb()[0, 0, 0]), any(p is q for q in inputs)) for time, p in out]
+
+
+@pytest.mark.parametrize("timeline", [lambda: pipeline.FactorTimeline(2), lambda: pipeline.FactorTimeline(4),
+                                      lambda: pipeline.FactorTimeline(20),
+                                      lambda: pipeline.RateTimeline(F(37))], ids=["2x", "4x", "20x", "37fps"])
+def test_batched_calls_give_the_frames_of_one_pair_at_a_time(timeline):
+    """Three windows a call give the very outputs (times, values, input pictures passed on) of one
+    window a call, from the same requests in the same order: across cuts, at the last frame, and
+    with more than TIMESTEP_BATCH timesteps a pair (20x)."""
+    frames = _frames(10)
+    single, batched = _Batching(1), _Batching(3)
+    assert _outputs(batched, frames, timeline()) == _outputs(single, frames, timeline())
+    assert batched.calls == single.calls and single.batches == []
+    assert max(batched.batches) == 3 and len(batched.batches) < len(single.calls)
+
+
+def test_batching_reads_only_the_frames_its_calls_need():
+    """The first outputs come out once three pairs are made: four frames read, not the stream."""
+    read = []
+
+    def source():
+        for item in _frames(50):
+            read.append(item[0])
+            yield item
+
+    stream = pipeline.schedule(source(), _Batching(3), pipeline.FactorTimeline(2), lambda t: F(1, 10))
+    next(stream)
+    assert len(read) == 4
+
+
+@pytest.mark.parametrize("flag", ["stateful", "restores_keyframes"])
+def test_a_model_with_state_or_keyframes_is_never_batched(flag):
+    """Such a model's calls depend on the previous one or ask t = 0 first: one window a call."""
+    frames = _frames(10)
+    single, batched = _Batching(1, **{flag: True}), _Batching(3, **{flag: True})
+    want = _outputs(single, frames, pipeline.FactorTimeline(2))
+    assert _outputs(batched, frames, pipeline.FactorTimeline(2)) == want
+    assert batched.batches == [] and batched.calls == single.calls
 
 
 @pytest.mark.parametrize("request_", [{"factor": 10 ** 9}, {"factor": 1e9}, {"fps": "2000000"}])

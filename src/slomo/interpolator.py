@@ -11,7 +11,9 @@ device, dtype and checkpoint once, and hands them to the model's factory.
 
 Frames cross the interface as :data:`slomo.frames.Frame`; the pipeline hands a model
 :class:`slomo.frames.Picture` objects through :meth:`Interpolator.interpolate_pictures`, which a
-model overrides only to work on decoded planes directly (``blend``; RIFE on CUDA).
+model overrides only to work on decoded planes directly (``blend``; RIFE on CUDA), and through
+:meth:`Interpolator.interpolate_pictures_batch` when the model takes several windows a call
+(:attr:`Interpolator.pairs_per_call`).
 """
 
 from __future__ import annotations
@@ -226,6 +228,12 @@ class Interpolator(ABC):
     """
 
     spec: ModelSpec  # attached by :func:`create`
+    #: how many consecutive windows one call of :meth:`interpolate_pictures_batch` may take.  Above 1
+    #: for a model that runs several pairs in one pass and gains from it (RIFE on a GPU, where one
+    #: pair's few frames leave it underused); the pipeline then gathers that many and yields what
+    #: one window at a time would.  Only a stateless model may set it above 1: the pipeline never
+    #: batches a ``stateful`` model (each call continues the last) nor one that ``restores_keyframes``.
+    pairs_per_call: int = 1
 
     @abstractmethod
     def interpolate(self, window: Sequence[Frame], times: Sequence[float]) -> list[Frame]:
@@ -252,6 +260,13 @@ class Interpolator(ABC):
         once, however many windows it sits in).  A model that can work on the decoded planes
         overrides it."""
         return [Picture(rgb=frame) for frame in self.interpolate([p.rgb() for p in window], times)]
+
+    def interpolate_pictures_batch(self, windows: Sequence[Sequence[Picture]],
+                                   times: Sequence[Sequence[float]]) -> list[list[Picture]]:
+        """:meth:`interpolate_pictures` for consecutive windows (at most :attr:`pairs_per_call`; the
+        same window again when a pair's timesteps take several requests), as :meth:`interpolate_batch`
+        is for frames; a model that runs several together overrides it."""
+        return [self.interpolate_pictures(window, ts) for window, ts in zip(windows, times, strict=True)]
 
     def reset(self) -> None:  # noqa: B027 - a no-op for the many stateless models, not abstract
         """Forget recurrent state: the next window does not continue the previous one."""

@@ -243,9 +243,36 @@ def schedule(
     Slots of the pair across a cut, all earlier than the cut, repeat the old shot's last frame: the
     output changes shot at the time of the new shot's first frame.  Slots of the last frame repeat
     it, so the output lasts as long as the input.  ``last_duration(time)`` gives how long the last
-    frame is shown.
+    frame is shown.  A model that takes several windows a call (:func:`_batches`) is handed up to
+    that many of those requests (a window, at most :data:`TIMESTEP_BATCH` timesteps) at once, and
+    the same frames come out in the same order, each call's once it is made.
     """
-    stats = stats or Stats()
+    pairs = _pairs(frames, model, timeline, last_duration, scenes, stats or Stats())
+    if _batches(model):
+        yield from _fill_together(model, pairs)
+    else:
+        for pair in pairs:
+            yield from _fill_slots(model, pair)
+
+
+@dataclass
+class _Pair:
+    """What one input frame asks of the model: its window, its output slots, the frame itself (what
+    a slot the model does not fill shows) and whether the next frame exists in the same shot (if
+    not, nothing is made between them)."""
+
+    window: list[Picture]
+    slots: Slots
+    keyframe: Picture
+    pair_ok: bool
+
+
+def _pairs(frames: Iterable[tuple[Fraction, Picture]], model: Interpolator, timeline: Timeline,
+           last_duration: Callable[[Fraction], Fraction], scenes: SceneDetector | None,
+           stats: Stats) -> Iterator[_Pair]:
+    """Each input frame's :class:`_Pair`, in order, reading the stream only as far as the window
+    after it needs and forgetting frames no later window sees, so memory stays bounded.  A
+    ``stateful`` model is reset at each cut, before the new shot's first pair is handed on."""
     spec = model.spec
     before = (spec.window - 1) // 2  # a window of 1 (an upscaler) is the frame alone
     after = spec.window - 1 - before
@@ -292,32 +319,89 @@ def schedule(
         pair_ok = hi > k  # the next frame exists and is in the same shot
         window = [buffer[min(max(k + o, shot_start), hi)].frame for o in range(-before, after + 1)]
         end = buffer[k + 1].time if k + 1 in buffer else current.time + last_duration(current.time)
-        yield from _fill_slots(model, window, timeline.slots(current.time, end), current.frame, pair_ok)
+        yield _Pair(window, timeline.slots(current.time, end), current.frame, pair_ok)
         for stale in [i for i in buffer if i < k - before]:
             del buffer[stale]
         k += 1
 
 
-def _fill_slots(model: Interpolator, window: list[Picture], slots: Slots, keyframe: Picture,
-                pair_ok: bool) -> Iterator[tuple[Fraction, Picture]]:
-    """The frames of one input frame's slots, made :data:`TIMESTEP_BATCH` timesteps at a time.
+def _chunks(slots: Slots) -> list[Slots]:
+    """A frame's slots, :data:`TIMESTEP_BATCH` at a time: what one request to the model covers (one
+    empty chunk for a frame without slots, where a deblurring model still restores it)."""
+    return [slots[start:start + TIMESTEP_BATCH] for start in range(0, max(len(slots), 1), TIMESTEP_BATCH)]
 
-    A deblurring model is asked for t = 0 first (in the first batch), and its restored frame
+
+def _asked(chunk: Slots, pair: _Pair) -> list[Fraction]:
+    """The timesteps of ``chunk`` the model makes: none at an input frame (t = 0) or across a cut."""
+    return [t for t, _ in chunk if t > 0 and pair.pair_ok]
+
+
+def _placed(chunk: Slots, made: dict[Fraction, Picture],
+            keyframe: Picture) -> Iterator[tuple[Fraction, Picture]]:
+    """The chunk's outputs: the made frame of each slot, the keyframe where none was made."""
+    for t, time in chunk:
+        yield time, made.get(t, keyframe)
+
+
+def _fill_slots(model: Interpolator, pair: _Pair) -> Iterator[tuple[Fraction, Picture]]:
+    """The frames of one input frame's slots, one request (:func:`_chunks`) a call.
+
+    A deblurring model is asked for t = 0 first (in the first request), and its restored frame
     stands for the input frame in every slot the model does not fill.
     """
-    restores = model.spec.restores_keyframes
-    asked_keyframe = not restores
-    for start in range(0, max(len(slots), 1), TIMESTEP_BATCH):
-        batch = slots[start:start + TIMESTEP_BATCH]
-        ask = [t for t, _ in batch if t > 0 and pair_ok]
+    asked_keyframe = not model.spec.restores_keyframes
+    keyframe = pair.keyframe
+    for chunk in _chunks(pair.slots):
+        ask = _asked(chunk, pair)
         if not asked_keyframe:
             ask.insert(0, Fraction(0))
             asked_keyframe = True
         times = [float(t) for t in ask]
-        made = dict(zip(ask, model.interpolate_pictures(window, times), strict=True)) if ask else {}
+        made = dict(zip(ask, model.interpolate_pictures(pair.window, times), strict=True)) if ask else {}
         keyframe = made.get(Fraction(0), keyframe)
-        for t, time in batch:
-            yield time, made.get(t, keyframe)
+        yield from _placed(chunk, made, keyframe)
+
+
+def _batches(model: Interpolator) -> bool:
+    """Whether the model takes several windows a call: only a stateless one that makes no t = 0
+    frame, whose calls are independent of each other and of the order they are made in."""
+    spec = model.spec
+    return model.pairs_per_call > 1 and not spec.stateful and not spec.restores_keyframes
+
+
+#: one request to the model: the pair, one chunk of its slots, and the timesteps it asks for
+_Request = tuple[_Pair, Slots, list[Fraction]]
+
+
+def _fill_together(model: Interpolator, pairs: Iterable[_Pair]) -> Iterator[tuple[Fraction, Picture]]:
+    """The outputs :func:`_fill_slots` gives pair by pair, with the requests of consecutive pairs
+    gathered :attr:`~slomo.interpolator.Interpolator.pairs_per_call` at a time into one call.
+
+    A call carries exactly the requests one-at-a-time calls would (a window, at most
+    :data:`TIMESTEP_BATCH` timesteps), so the frames are the same; a frame whose slots need no
+    model (an input frame's time, the pair across a cut, the last frame) still takes a place, so a
+    group spans at most ``pairs_per_call`` requests and memory stays bounded whatever the timeline.
+    Frames without slots take none: they have nothing to make or yield.
+    """
+    group: list[_Request] = []
+    for pair in pairs:
+        for chunk in _chunks(pair.slots) if pair.slots else []:
+            group.append((pair, chunk, _asked(chunk, pair)))
+            if len(group) == model.pairs_per_call:
+                yield from _made_together(model, group)
+                group = []
+    yield from _made_together(model, group)
+
+
+def _made_together(model: Interpolator, group: Sequence[_Request]) -> Iterator[tuple[Fraction, Picture]]:
+    """One :meth:`~slomo.interpolator.Interpolator.interpolate_pictures_batch` call for the requests
+    that ask for frames, then every request's outputs in order."""
+    asking = [(pair.window, [float(t) for t in ask]) for pair, _, ask in group if ask]
+    made = iter(model.interpolate_pictures_batch([window for window, _ in asking], [ts for _, ts in asking])
+                if asking else [])
+    for pair, chunk, ask in group:
+        frames = dict(zip(ask, next(made), strict=True)) if ask else {}
+        yield from _placed(chunk, frames, pair.keyframe)
 
 
 _END = object()

@@ -28,19 +28,21 @@ CPU it took a minute to compile and ran the warps slower.
 On a GPU: ``interpolate_batch`` and ``interpolate_tensors`` run several pairs per forward (one
 pair's timesteps are too few to fill a GPU), the latter on frames already on the device
 (:func:`slomo.tensors.to_rgb` converts decoded planes there); on CUDA the pipeline's decoded
-pictures take that path (``interpolate_pictures``): integer planes up, integer planes down, no
-conversion on the host.  ``precision="fp16"`` (CUDA only)
-takes the bf16 path: half weights and activations in channels-last convolutions (cuDNN's fast
-layout for fp16), flows, warps and blending in float32, frames padded as officially (64 for
-v4.25, 128 for v4.0, 32 for HDv3).  No GPU was available to run any of it: the CUDA tests in
-``tests/test_rife.py`` (fp16 within 0.1 dB of fp32, batched equal to one pair at a time, the
-pictures' device path equal to the host path within one level) have not run yet; the device
-path itself is tested on the CPU device.
+pictures take that path (``interpolate_pictures_batch``, several consecutive pairs a call:
+``pairs_per_call``): integer planes up, integer planes down, no conversion on the host.
+``precision="fp16"`` (CUDA only) takes the bf16 path: half weights and activations in
+channels-last convolutions (cuDNN's fast layout for fp16), flows, warps and blending in float32,
+frames padded as officially (64 for v4.25, 128 for v4.0, 32 for HDv3).  No GPU was available to
+run any of it: the CUDA tests in ``tests/test_rife.py`` (fp16 within 0.1 dB of fp32, batched equal
+to one pair at a time, the pictures' device path equal to the host path within one level, the
+pipeline's batches equal to one pair at a time) have not run yet; the device path itself is
+tested on the CPU device.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -529,10 +531,11 @@ class _Rife(Interpolator):
     """Padding, the per-frame input cache and the batch interfaces shared by the RIFE variants.
 
     Several pairs run together, up to :data:`MAX_BATCH` frames per forward (on a GPU one pair's
-    timesteps are too few to fill it), through :meth:`interpolate_batch` (frames as arrays) or
-    :meth:`interpolate_tensors` (frames already on the device, e.g. from
-    :func:`slomo.tensors.to_rgb`).  Both give what :meth:`interpolate` gives pair by pair, within
-    float rounding (convolutions over another batch may sum in another order).
+    timesteps are too few to fill it), through :meth:`interpolate_batch` (frames as arrays),
+    :meth:`interpolate_pictures_batch` (the pipeline's pictures) or :meth:`interpolate_tensors`
+    (frames already on the device, e.g. from :func:`slomo.tensors.to_rgb`).  They give what
+    :meth:`interpolate` gives pair by pair, within float rounding (convolutions over another
+    batch may sum in another order).
     """
 
     #: spatial sizes are padded to a multiple of ``max(align, align / scale)``, as officially
@@ -554,11 +557,26 @@ class _Rife(Interpolator):
         #: converted there by torch (:meth:`interpolate_pictures`): on CUDA only, as on the CPU cv2's
         #: conversion on the host measured 3x faster than torch's.  Tests set it to run that path here.
         self.pictures_on_device = self.device.type == "cuda"
+        self.pairs_per_call = self._pairs_per_call(options)
         net.eval().requires_grad_(False).to(self.device)
         net.set_precision(self.dtype)
         self.net = net
         #: (key, probe of its pixels or None, network input) of the last two frames
         self._cache: list[tuple[object, np.ndarray | None, torch.Tensor]] = []
+
+    def _pairs_per_call(self, options: ModelOptions) -> int:
+        """On CUDA, as many pairs as fill one forward of :data:`MAX_BATCH` frames: at 2x one pair
+        is a single frame, far too little for a GPU at 1080p, and 8 pairs are one full forward;
+        at higher factors a pair fills more of a forward by itself, and capping a call at
+        :data:`MAX_BATCH` made frames keeps what it holds on the device to one forward's output
+        (and no more than the pipeline's memory estimate allows a call: ``TIMESTEP_BATCH``).
+        One on the CPU, where batching measured slower: four pairs of real 640x272 frames
+        (``bikes.mp4``, v4.25 fp32, 2 threads) took 1.08x the time of four calls at 2x and 1.25x
+        at 4x (``benchmarks/rife_pairs_per_call.py``, 2026-11-22)."""
+        if self.device.type != "cuda":
+            return 1
+        frames_per_pair = options.factor if options.ratio is None else math.ceil(options.ratio)
+        return max(1, MAX_BATCH // max(1, frames_per_pair - 1))
 
     def reset(self) -> None:
         self._cache = []
@@ -585,32 +603,39 @@ class _Rife(Interpolator):
             super().prepare(picture)
 
     def interpolate_pictures(self, window: Sequence[Picture], times: Sequence[float]) -> list[Picture]:
+        return self.interpolate_pictures_batch([window], [times])[0]
+
+    def interpolate_pictures_batch(self, windows: Sequence[Sequence[Picture]],
+                                   times: Sequence[Sequence[float]]) -> list[list[Picture]]:
         """With :attr:`pictures_on_device`, decoded pictures of one :func:`~slomo.colour.layout`
-        go through the device: integer planes up, converted there (:func:`slomo.tensors.to_rgb`)
-        but for a frame shared with the previous window, which keeps its network input and is
-        neither uploaded nor converted again; the computed frames come back as planes of the same
-        format, matrix and range (:func:`slomo.tensors.from_rgb`) in decoded frames the encoder
-        takes as they are, and a time that is an input frame is that picture itself.  Anything
-        else takes the base's RGB path.  Run on the CPU device by the tests; never yet on a GPU."""
-        videos = [p.video for p in window]
-        decoded = [v for v in videos if v is not None]
-        one_layout = len({colour.layout(v) for v in decoded}) == 1
-        if not (self.pictures_on_device and len(decoded) == len(videos) and one_layout):
-            return super().interpolate_pictures(window, times)
-        frames, pairs = _distinct([decoded])
-        conversion = (frames[0].format.name, *window[0].colour())  # pix_fmt, colorspace, color_range
+        go through the device: integer planes up, each distinct frame once (consecutive windows
+        share one) and converted there (:func:`slomo.tensors.to_rgb`) but for a frame shared with
+        the previous call, which keeps its network input and is neither uploaded nor converted
+        again; every window's frames are made together (:meth:`_made`) and come back as planes of
+        the same format, matrix and range (:func:`slomo.tensors.from_rgb`) in decoded frames the
+        encoder takes as they are, and a time that is an input frame is that picture itself.
+        Anything else takes the RGB path (:meth:`interpolate_batch`).  Run on the CPU device by the
+        tests; never yet on a GPU."""
+        decoded = [[p.video for p in window if p.video is not None] for window in windows]
+        every_decoded = all(len(row) == len(window) for row, window in zip(decoded, windows, strict=True))
+        one_layout = len({colour.layout(v) for row in decoded for v in row}) == 1
+        if not (self.pictures_on_device and every_decoded and one_layout):
+            rgb = self.interpolate_batch([[p.rgb() for p in window] for window in windows], times)
+            return [[Picture(rgb=frame) for frame in row] for row in rgb]
+        frames, pairs = _distinct(decoded)
+        conversion = (frames[0].format.name, *windows[0][0].colour())  # pix_fmt, colorspace, color_range
 
         def upload(picked: list[int]) -> torch.Tensor:
             planes = [[colour.plane(frames[k], i) for i in range(3)] for k in picked]
             return tensors.to_rgb(planes, *conversion, device=self.device)
 
         with torch.inference_mode():
-            [made] = self._made(lambda: self._inputs(frames, [None] * len(frames), upload), pairs, [times],
-                                (frames[0].height, frames[0].width))
-            computed = [m for m in made if isinstance(m, torch.Tensor)]
+            made = self._made(lambda: self._inputs(frames, [None] * len(frames), upload), pairs, times,
+                              (frames[0].height, frames[0].width))
+            computed = [m for row in made for m in row if isinstance(m, torch.Tensor)]
             planes = iter(tensors.from_rgb(torch.cat(computed), *conversion) if computed else [])
-        return [window[m] if isinstance(m, int) else Picture(video=_decoded(next(planes), frames[0]))
-                for m in made]
+        return [[window[m] if isinstance(m, int) else Picture(video=_decoded(next(planes), frames[0]))
+                 for m in row] for window, row in zip(windows, made, strict=True)]
 
     def interpolate_tensors(self, images: torch.Tensor, pairs: Sequence[tuple[int, int]],
                             times: Sequence[Sequence[float]],
