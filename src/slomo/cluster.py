@@ -77,11 +77,14 @@ def _on_node(task: Callable, *args):
 def executor(address: str, num_gpus: float | Callable[[], float] = 0):
     """A :data:`slomo.chunks.Executor` running each task on the cluster with one CPU (and
     ``num_gpus``, or what that function says once connected); outcomes arrive as tasks finish.
-    Closing the iterator cancels the tasks not yet finished."""
+    Tasks are spread over the nodes (Ray's default packs them on the driver's node first, which
+    kept every chunk of a short clip on the head once ``flow`` got fast).  Closing the iterator
+    cancels the tasks not yet finished."""
     def run(task: Callable, items: list) -> Iterator[tuple[object, object, str | None]]:
         ray = connect(address)
         gpus = num_gpus() if callable(num_gpus) else num_gpus
-        remote = ray.remote(_on_node).options(num_cpus=1, num_gpus=gpus, max_retries=MAX_RETRIES)
+        remote = ray.remote(_on_node).options(num_cpus=1, num_gpus=gpus, max_retries=MAX_RETRIES,
+                                              scheduling_strategy="SPREAD")
         refs = {remote.remote(task, *item): item for item in items}
         pending = list(refs)
         try:
