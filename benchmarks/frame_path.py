@@ -13,13 +13,13 @@
   (reference, slomo) ``--pairs`` times; each child's wall time and peak resident memory
   (``ru_maxrss`` from ``os.wait4``) are reported, and the time ratio per pair and its median.
 - **hiding**: for each of ``--hide`` models, on a sample clip (``--clip``: ``bikes.mp4``, real
-  640x272 H.264 footage, 250 frames, or ``bikes-1s.mp4``, its first 30 frames cut without
-  re-encoding), the model alone (``interpolate`` at t = 0.5 on consecutive frames already decoded
-  to float RGB, in a child process, the first call's set-up counted as in a run) against a whole
-  run (``slomo.convert(CLIP, OUT, factor=2, model=MODEL, crf=18, preset=PRESET)`` in a child
-  process, imports done before), whose frames/s is its input frames over the seconds it reports
-  (decode to encode, the model loaded before).  Alternating, ``--pairs`` times.  Each pair also
-  gives the CPU milliseconds an input frame costs the model alone (its loop) and the whole run
+  640x272 H.264 footage, 250 frames, or ``bikes-5s.mp4``, its first 137 frames cut without
+  re-encoding, the demo's clip), the model alone (``interpolate`` at t = 0.5 on consecutive frames
+  already decoded to float RGB, in a child process, the first call's set-up counted as in a run)
+  against a whole run (``slomo.convert(CLIP, OUT, factor=2, model=MODEL, crf=18, preset=PRESET)``
+  in a child process, imports done before), whose frames/s is its input frames over the seconds it
+  reports (decode to encode, the model loaded before).  Alternating, ``--pairs`` times.  Each pair
+  also gives the CPU milliseconds an input frame costs the model alone (its loop) and the whole run
   (the ``convert`` call), and the ratio a run could reach at most when CPU time is what it lacks:
   cores x the model's wall time a pair / the run's CPU time an input frame.
 
@@ -310,7 +310,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3, help="alternating pairs of runs")
     parser.add_argument("--hide", default="flow", help="models whose hiding is measured, comma-separated")
     parser.add_argument("--clip", default="bikes.mp4", help="the sample clip of the hiding runs "
-                        "(bikes.mp4: 250 frames; bikes-1s.mp4: its first 30)")
+                        "(bikes.mp4: 250 frames; bikes-5s.mp4: its first 137)")
     parser.add_argument("--preset", default="medium", help="the x264 preset of the hiding runs")
     args = parser.parse_args()
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.2f}",

