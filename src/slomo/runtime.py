@@ -18,8 +18,11 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 << 20
 #: free memory at the top of a heap above this goes back to the system
 TRIM_THRESHOLD = 128 << 20
-#: the environment variables by which a user tunes glibc's malloc (then slomo leaves it alone)
-MALLOC_VARIABLES = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
+#: the environment variables by which a user tunes glibc's malloc (then slomo leaves it alone): the
+#: thresholds themselves, or glibc's tunables when they name a ``malloc.`` one
+THRESHOLD_VARIABLES = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
+TUNABLES_VARIABLE = "GLIBC_TUNABLES"
+MALLOC_VARIABLES = (*THRESHOLD_VARIABLES, TUNABLES_VARIABLE)
 
 
 def wait_passively() -> None:
@@ -47,8 +50,8 @@ def keep_freed_frames() -> None:
             return
     except (AttributeError, ValueError, OSError):  # no confstr, or no such name: not glibc
         return
-    if any(name in os.environ for name in MALLOC_VARIABLES[:2]) \
-            or "malloc." in os.environ.get(MALLOC_VARIABLES[2], ""):
+    if any(name in os.environ for name in THRESHOLD_VARIABLES) \
+            or "malloc." in os.environ.get(TUNABLES_VARIABLE, ""):
         return
     libc = ctypes.CDLL(None)
     libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
