@@ -97,6 +97,25 @@ class Nodes:
     pids: list[int]  # the ``ray start`` processes
 
 
+def warm_workers(ray) -> list[str]:
+    """Start a worker with slomo imported on each node, and return the nodes' addresses.  A cold
+    worker takes seconds to start, the tests' conversions a fraction of one: without this, the
+    node whose worker happened to start first could take every task, and the tests that check
+    both nodes did work would be measuring start-up races."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    def imported() -> str:
+        import slomo.api  # noqa: F401 - what a conversion task imports first
+
+        return ray.util.get_node_ip_address()
+
+    task = ray.remote(imported)
+    refs = [task.options(num_cpus=1, scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"],
+                                                                                         soft=False)).remote()
+            for node in ray.nodes() if node["Alive"]]
+    return sorted(ray.get(refs))
+
+
 @pytest.fixture(scope="module")
 def nodes():
     """The ``ray start`` processes of the head and the worker, both up, this process connected
@@ -125,6 +144,7 @@ def nodes():
                      *common], stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
             ray = cluster.connect(f"{HEAD}:{port}")
             wait_for(lambda: sum(n["Alive"] for n in ray.nodes()) == 2, 90, "two nodes did not join")
+            assert warm_workers(ray) == [HEAD, WORKER]
             yield Nodes(f"{HEAD}:{port}", [node.pid for node in nodes])
         finally:
             import ray
